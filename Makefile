@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh machine with only Python:
+#   make demo   -> bootstrap .venv, install, run the end-to-end demo on the bundled cohort
+#   make test   -> bootstrap .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test install clean bench
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	# torch: install the pinned CPU build only when no torch is importable, so pip
+	# never resolves a bare `torch` (a multi-GB CUDA build).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m clinfusion.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.speed
+
+clean:
+	rm -rf $(VENV) build *.egg-info
