@@ -1,1 +1,1 @@
-"""clinfusion.cli"""
+"""Command-line interface: ``clinfusion <command> ...`` (see :mod:`clinfusion.cli.main`)."""

@@ -1,0 +1,95 @@
+"""What every command shares: the command registry, config arguments, run-dir helpers.
+
+A command is a small class registered with ``@COMMANDS.register(name)`` that has
+``help``, ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch,
+pandas) happen inside ``run`` so ``clinfusion --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+from typing import List, Optional
+
+from clinfusion.registry import Registry
+
+COMMANDS = Registry("command")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, out_help: str = "run directory") -> None:
+    """``CONFIG [key.path=value ...] [--out DIR] [--overwrite] [--print-config]``."""
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
+                        help="dotted overrides, e.g. pretrain.epochs=2 cohort.table=/data/c.csv")
+    parser.add_argument("--out", default=None, help=f"{out_help} (default: runs/<config name>-<command>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``RUN [key.path=value ...] --cohort TABLE --out PATH [--overwrite] [--print-config]``."""
+    parser.add_argument("run", help="a run directory written by clinfusion")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
+                        help="dotted overrides applied to the run's stored config")
+    parser.add_argument("--cohort", default=None, help="cohort table (CSV/Parquet); default: the run's cohort")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def load_cli_config(args: argparse.Namespace):
+    """The validated config from ``args.config`` + overrides, with seeds set."""
+    from clinfusion.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    seed_everything(cfg.seed)
+    return cfg
+
+
+def load_run_config(run: str, overrides: List[str]):
+    """The config stored in a run directory, with dotted overrides applied."""
+    from clinfusion.config import load_config
+    from clinfusion.errors import RunDirError
+
+    path = Path(run) / "config.yaml"
+    if not Path(run).is_dir():
+        raise RunDirError(f"run directory {run!r} not found: pass a directory written by clinfusion")
+    if not path.is_file():
+        raise RunDirError(f"run directory {run!r} has no config.yaml: is it a clinfusion run?")
+    cfg = load_config(path, overrides)
+    seed_everything(cfg.seed)
+    return cfg
+
+
+def default_out(args: argparse.Namespace, command: str) -> str:
+    if args.out:
+        return args.out
+    return str(Path("runs") / f"{Path(args.config).stem}-{command}")
+
+
+def print_config(cfg) -> int:
+    from clinfusion.config import dump_config
+
+    print(dump_config(cfg), end="")
+    return 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) from the config."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def optional_list(values: Optional[List[str]]) -> Optional[List[str]]:
+    """``--ids a b,c`` -> ['a', 'b', 'c']; None stays None."""
+    if not values:
+        return None
+    out: List[str] = []
+    for v in values:
+        out.extend(x for x in v.split(",") if x)
+    return out

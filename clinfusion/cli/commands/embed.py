@@ -1,0 +1,29 @@
+"""``clinfusion embed RUN --cohort TABLE --out FILE.parquet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
+from clinfusion.errors import RunDirError
+
+
+@COMMANDS.register("embed")
+class Embed:
+    help = "write image, tabular and fused embeddings of a cohort to Parquet"
+
+    @staticmethod
+    def add_arguments(parser):
+        add_run_arguments(parser, "output Parquet file")
+
+    @staticmethod
+    def run(args) -> int:
+        if args.print_config:
+            return print_config(load_run_config(args.run, args.overrides))
+        if Path(args.out).exists() and not args.overwrite:
+            raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
+        from clinfusion.training.embed import run_embed
+
+        out = run_embed(args.run, args.cohort, args.out)
+        print(f"embeddings: {out}")
+        return 0

@@ -1,0 +1,27 @@
+"""``clinfusion explain RUN --cohort TABLE --out DIR [--ids ...] [--methods ...]``."""
+
+from __future__ import annotations
+
+from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, optional_list, print_config
+
+
+@COMMANDS.register("explain")
+class Explain:
+    help = "export image maps, clinical/genomic attributions, modality share, faithfulness and report.html"
+
+    @staticmethod
+    def add_arguments(parser):
+        add_run_arguments(parser, "output directory")
+        parser.add_argument("--ids", nargs="+", default=None, help="sample ids to explain (space or comma separated)")
+        parser.add_argument("--methods", nargs="+", default=None, help="attribution methods (default: config)")
+
+    @staticmethod
+    def run(args) -> int:
+        if args.print_config:
+            return print_config(load_run_config(args.run, args.overrides))
+        from clinfusion.explain.run import run_explain
+
+        out = run_explain(args.run, args.cohort, args.out, ids=optional_list(args.ids),
+                          methods=optional_list(args.methods), overwrite=args.overwrite)
+        print(f"report: {out}/report.html")
+        return 0

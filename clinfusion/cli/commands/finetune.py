@@ -1,0 +1,26 @@
+"""``clinfusion finetune CONFIG [overrides] --pretrained RUN --out DIR``."""
+
+from __future__ import annotations
+
+from clinfusion.cli.base import COMMANDS, add_config_arguments, default_out, load_cli_config, print_config
+
+
+@COMMANDS.register("finetune")
+class Finetune:
+    help = "train classifiers on fused embeddings with baselines, CIs, subgroups and a report"
+
+    @staticmethod
+    def add_arguments(parser):
+        add_config_arguments(parser)
+        parser.add_argument("--pretrained", default=None, help="pretrained run directory (omit: from scratch)")
+
+    @staticmethod
+    def run(args) -> int:
+        cfg = load_cli_config(args)
+        if args.print_config:
+            return print_config(cfg)
+        from clinfusion.downstream.finetune import run_finetune
+
+        out = run_finetune(cfg, args.pretrained, default_out(args, "finetune"), overwrite=args.overwrite)
+        print(f"fine-tuned run: {out}")
+        return 0

@@ -1,0 +1,29 @@
+"""``clinfusion predict RUN --cohort TABLE --out FILE.csv``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
+from clinfusion.errors import RunDirError
+
+
+@COMMANDS.register("predict")
+class Predict:
+    help = "predict class probabilities for (unlabelled) rows"
+
+    @staticmethod
+    def add_arguments(parser):
+        add_run_arguments(parser, "output CSV file")
+
+    @staticmethod
+    def run(args) -> int:
+        if args.print_config:
+            return print_config(load_run_config(args.run, args.overrides))
+        if Path(args.out).exists() and not args.overwrite:
+            raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
+        from clinfusion.downstream.predict import run_predict
+
+        out = run_predict(args.run, args.cohort, args.out)
+        print(f"predictions: {out}")
+        return 0

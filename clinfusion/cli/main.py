@@ -1,0 +1,52 @@
+"""``clinfusion`` entry point: parse, dispatch to a registered command, report errors in one line.
+
+User-caused problems (:class:`~clinfusion.errors.ClinfusionError`) print
+``error: <one line>`` on stderr and exit 2; Ctrl-C exits 130 with a resume hint.
+Set ``CLINFUSION_DEBUG=1`` to see the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from clinfusion import __version__
+from clinfusion.cli import commands  # noqa: F401  (registers the commands)
+from clinfusion.cli.base import COMMANDS
+from clinfusion.errors import ClinfusionError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clinfusion",
+        description="Multimodal medical AI: pretrain image + tabular encoders, fine-tune, explain.",
+    )
+    parser.add_argument("--version", action="version", version=f"clinfusion {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS.names():
+        cmd = COMMANDS.get(name)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cmd = COMMANDS.get(args.command)
+    try:
+        return int(cmd.run(args) or 0)
+    except ClinfusionError as exc:
+        if os.environ.get("CLINFUSION_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
