@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m clinfusion.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.quality

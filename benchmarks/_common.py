@@ -1,0 +1,144 @@
+"""Shared benchmark plumbing: machine facts, versions, JSON results, RESULTS.md tables.
+
+Each benchmark writes ``benchmarks/results/<name>.json`` holding ``meta`` (date,
+commit, machine, versions, exact command) and ``sections``: a list of tables
+(``title``, ``columns``, ``rows``, optional ``note`` and ``plot``). ``RESULTS.md`` is
+regenerated from every JSON in that folder, so each figure is traceable to its JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+RESULTS_MD = HERE / "RESULTS.md"
+PACKAGES = ("torch", "monai", "transformers", "captum", "lightgbm", "scikit-learn", "pandas", "numpy")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> Dict[str, Any]:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "gpu_count": torch.cuda.device_count() if gpu else 0,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> Dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent,
+                                       text=True, stderr=subprocess.DEVNULL).strip()
+    except Exception:
+        return "unknown"
+
+
+def meta(command: Optional[str] = None) -> Dict[str, Any]:
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "command": command or " ".join(["python -m", Path(sys.argv[0]).stem] + sys.argv[1:]),
+    }
+
+
+def write_result(name: str, sections: List[Dict[str, Any]], command: str, extra: Optional[Dict] = None,
+                 regenerate: bool = True, results_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``<results_dir>/<name>.json`` and (by default) regenerate RESULTS.md."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"name": name, "meta": meta(command), "sections": sections, **(extra or {})}
+    path = results_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    os.replace(tmp, path)
+    if regenerate and results_dir == RESULTS_DIR:
+        regenerate_results_md()
+    return path
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "n/a"
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def render_section(sec: Dict[str, Any]) -> str:
+    lines = [f"### {sec['title']}", ""]
+    if sec.get("note"):
+        lines += [sec["note"], ""]
+    cols = sec["columns"]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for row in sec["rows"]:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |")
+    if sec.get("plot"):
+        lines += ["", f"![{sec['title']}]({sec['plot']})"]
+    return "\n".join(lines) + "\n"
+
+
+def regenerate_results_md() -> Path:
+    parts = [
+        "# clinfusion benchmark results",
+        "",
+        "Generated from the JSON files in `benchmarks/results/` by `benchmarks/_common.py`; do not edit by hand.",
+        "Each block names the date, commit, machine, package versions and the exact command that produced it.",
+        "",
+    ]
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        data = json.loads(path.read_text())
+        m = data["meta"]
+        mach = m["machine"]
+        gpu = mach.get("gpu") or "no GPU (none was available to this run)"
+        vers = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        parts += [
+            f"## {data['name']}",
+            "",
+            f"- date: {m['date']}; commit `{m['commit']}`; JSON: `benchmarks/results/{path.name}`",
+            f"- machine: {mach['cpu']}, {mach['cores']} cores, {gpu}",
+            f"- versions: {vers}",
+            f"- command: `{m['command']}`",
+            "",
+        ]
+        if data.get("summary"):
+            parts += [data["summary"], ""]
+        for sec in data["sections"]:
+            parts.append(render_section(sec))
+    RESULTS_MD.write_text("\n".join(parts))
+    return RESULTS_MD
