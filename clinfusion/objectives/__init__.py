@@ -1,1 +1,19 @@
-"""clinfusion.objectives"""
+"""Self-supervised objectives; each loss is an ``nn.Module`` returning ``{"<name>_loss": tensor}``.
+
+Contrastive losses take negatives from the global batch via :func:`gather_with_grad`;
+the per-rank loss is the mean over local rows against global columns, and DDP's
+gradient averaging then reproduces the single-process global-batch gradient (see
+:mod:`clinfusion.objectives.distributed`).
+"""
+
+from clinfusion.objectives.byol import EMA, BYOLLoss
+from clinfusion.objectives.clip import ClipLoss, LogitScale
+from clinfusion.objectives.distributed import gather_with_grad, world_info
+from clinfusion.objectives.masked_features import MaskedFeatureLoss, mask_features
+from clinfusion.objectives.scarf import ScarfLoss, scarf_corrupt
+from clinfusion.objectives.simclr import NTXentLoss
+
+__all__ = [
+    "BYOLLoss", "ClipLoss", "EMA", "LogitScale", "MaskedFeatureLoss", "NTXentLoss", "ScarfLoss",
+    "gather_with_grad", "mask_features", "scarf_corrupt", "world_info",
+]

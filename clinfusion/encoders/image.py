@@ -1,0 +1,48 @@
+"""Create image encoders by name: ``create_image_encoder(cfg, spatial_dims, in_channels)``.
+
+Names (``list_image_encoders()``): ``cnn_tiny``, ``resnet10/18/34/50``, ``vit_tiny``,
+``vit_small``; the same name gives a 2D or a 3D network via ``spatial_dims``. All share
+the :class:`~clinfusion.encoders.image_base.ImageEncoder` face. Weights are only ever
+read from a local file (``cfg.weights``), never downloaded.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+from clinfusion.config.schema import ImageEncoderConfig
+from clinfusion.encoders import cnn, resnet, vit  # noqa: F401  (register constructors)
+from clinfusion.encoders.image_base import IMAGE_ENCODERS, ImageEncoder
+from clinfusion.encoders.weights import load_weights
+from clinfusion.errors import ConfigError
+
+__all__ = ["ImageEncoder", "IMAGE_ENCODERS", "create_image_encoder", "list_image_encoders"]
+
+
+def create_image_encoder(cfg: ImageEncoderConfig, spatial_dims: int, in_channels: int,
+                         image_size: Optional[Sequence[int]] = None) -> ImageEncoder:
+    """Build the encoder ``cfg.name`` and load ``cfg.weights`` if given.
+
+    Args:
+        cfg: the ``model.image_encoder`` section.
+        spatial_dims: 2 (``[B, C, H, W]``) or 3 (``[B, C, D, H, W]``).
+        in_channels: ``C``.
+        image_size: spatial size ``S`` (needed by ViTs to pick the patch size).
+
+    Raises:
+        ConfigError: unknown name (lists valid ones), bad dims, weights file missing or
+            not matching (names the file and the first mismatched keys).
+    """
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"image.spatial_dims: got {spatial_dims}; use 2 or 3")
+    if cfg.width is not None and cfg.width < 1:
+        raise ConfigError(f"model.image_encoder.width: got {cfg.width}; use a positive integer or null")
+    enc = IMAGE_ENCODERS.create(cfg.name, cfg, spatial_dims, in_channels, image_size)
+    if cfg.weights:
+        load_weights(enc, cfg.weights)
+    return enc
+
+
+def list_image_encoders() -> List[str]:
+    """Registered encoder names, sorted."""
+    return IMAGE_ENCODERS.names()
