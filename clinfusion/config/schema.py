@@ -161,6 +161,7 @@ class PretrainConfig(Section):
     pin_memory: bool = True
     persistent_workers: bool = True
     checkpoint_every: int = 1  # epochs
+    checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps (mid-epoch resume)
     retrieval_every: int = 1  # epochs
     log_every: int = 10  # steps
     progress: bool = True
@@ -173,6 +174,7 @@ class LightGBMConfig(Section):
     num_leaves: int = 15
     min_child_samples: int = 10
     with_raw_features: bool = True  # concatenate raw clinical features to the fused embedding
+    num_threads: int = 0  # LightGBM threads; 0 = LightGBM's default (all cores)
 
 
 class FinetuneConfig(Section):

@@ -19,10 +19,12 @@ key                sample                       meaning
 ``omics``          ``float32 [G]``              scaled omics values (G columns); 0 where missing
 ``omics_missing``  ``bool [G]``                 True where the omics value is missing
 ``modality_mask``  ``bool [2]``                 (has_image, has_table); table = clinical or omics
-``label``          ``float32 [K]``              K = 1 (binary: 0/1), classes (multiclass one-hot
-                                                is NOT used: see ``label_index``), or K findings
+``label``          ``float32 [K]``              ``cohort.label_matrix`` row, NaN -> 0: binary K = 1
+                                                (0/1); multiclass one-hot over K classes (losses
+                                                use ``label_index``); multilabel K findings (0/1)
 ``label_index``    ``int64 []``                 class index for binary/multiclass; -1 if unlabelled
-``has_label``      ``bool []``                  False for unlabelled rows
+``has_label``      ``bool []``                  False for unlabelled rows (multilabel: any finding
+                                                unknown)
 =================  ==========================  =========================================
 
 Widths ``F_num``, ``F_cat``, ``G`` with zero columns give empty tensors, never a

@@ -1,0 +1,1 @@
+"""Package data bundled with clinfusion (see nih_cxr_1k/README.md)."""

@@ -1,0 +1,1 @@
+"""NIH ChestX-ray14 760-image demo cohort; attribution in README.md."""

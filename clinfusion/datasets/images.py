@@ -1,0 +1,252 @@
+"""Reading medical images into tensors, and the random views used by self-supervision.
+
+Everything goes through MONAI (``LoadImage`` and its readers, array transforms); this module
+only chooses and orders them from an :class:`~clinfusion.config.schema.ImageConfig`:
+
+``path -> LoadImage -> [C_in, *S_in] -> channels -> orientation -> spacing -> resize -> intensity
+-> float32 [C, *S]``
+
+Formats: PNG / JPEG / BMP (gray, RGB, RGBA: alpha dropped), ``.npy`` (``[*S]`` or
+channel-first ``[C, *S]`` with C <= 4), NIfTI ``.nii`` / ``.nii.gz``, DICOM single file, and a
+DICOM series folder (slices sorted by position by MONAI's ``PydicomReader``). 2D bitmaps are
+read row-major (``[C, H, W]``: rows, then columns, as the picture is seen); NIfTI and DICOM
+keep MONAI's array order, consistent with their affine.
+
+The loader returns a plain ``torch.Tensor`` (never a ``MetaTensor``): no header field of a
+DICOM or NIfTI file (patient name, ids, dates) leaves this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+from monai.data import PILReader
+from monai.transforms import (
+    Compose,
+    EnsureType,
+    LoadImage,
+    NormalizeIntensity,
+    Orientation,
+    RandAdjustContrast,
+    RandFlip,
+    RandGaussianNoise,
+    RandGaussianSmooth,
+    RandRotate,
+    RandScaleCrop,
+    RandShiftIntensity,
+    Resize,
+    ScaleIntensity,
+    ScaleIntensityRange,
+    SqueezeDim,
+)
+
+from clinfusion.config.schema import AugmentConfig, ImageConfig, IntensityConfig
+from clinfusion.errors import ConfigError, DataError
+from clinfusion.registry import Registry
+
+BITMAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # read row-major with PILReader(reverse_indexing=False)
+
+INTENSITY = Registry("image.intensity.mode")
+
+
+@INTENSITY.register("scale")
+def _scale(cfg: IntensityConfig) -> Optional[Callable]:
+    """Min-max scale each image to [0, 1]."""
+    return ScaleIntensity(minv=0.0, maxv=1.0)
+
+
+@INTENSITY.register("zscore")
+def _zscore(cfg: IntensityConfig) -> Optional[Callable]:
+    """Zero mean, unit variance per image."""
+    return NormalizeIntensity()
+
+
+@INTENSITY.register("window")
+def _window(cfg: IntensityConfig) -> Optional[Callable]:
+    """Clip to [a_min, a_max] (e.g. a CT window in HU) and map to [0, 1]."""
+    if cfg.a_min is None or cfg.a_max is None or not cfg.a_max > cfg.a_min:
+        raise ConfigError(
+            f"image.intensity.mode=window needs image.intensity.a_min < image.intensity.a_max, "
+            f"got a_min={cfg.a_min}, a_max={cfg.a_max}"
+        )
+    return ScaleIntensityRange(a_min=cfg.a_min, a_max=cfg.a_max, b_min=0.0, b_max=1.0, clip=True)
+
+
+@INTENSITY.register("none")
+def _none(cfg: IntensityConfig) -> Optional[Callable]:
+    """Keep the stored values (e.g. already-normalised ``.npy``)."""
+    return None
+
+
+def _check_lengths(cfg: ImageConfig) -> None:
+    d = cfg.spatial_dims
+    if len(cfg.size) != d:
+        raise ConfigError(f"image.size={cfg.size} must have {d} entries to match image.spatial_dims={d}")
+    if cfg.spacing is not None and len(cfg.spacing) != d:
+        raise ConfigError(f"image.spacing={cfg.spacing} must have {d} entries to match image.spatial_dims={d}")
+    if cfg.orientation is not None and len(cfg.orientation) != d:
+        raise ConfigError(
+            f"image.orientation={cfg.orientation!r} must have {d} letters (e.g. 'RAS' in 3D) "
+            f"to match image.spatial_dims={d}"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:160] + "...") if len(text) > 160 else text
+
+
+class ImageReader:
+    """``path -> MetaTensor [C_in, *S]`` with the spatial dimensionality checked.
+
+    Raises :class:`DataError` naming the file when it is absent, cannot be decoded, or has
+    the wrong number of spatial dimensions for ``image.spatial_dims``.
+    """
+
+    def __init__(self, spatial_dims: int) -> None:
+        self.spatial_dims = spatial_dims
+        with warnings.catch_warnings():  # MONAI notes an optional GPU DICOM decoder is absent: not our user's concern
+            warnings.filterwarnings("ignore", message=".*[Nn]v[Ii]mage[Cc]odec.*")
+            self._load = LoadImage(image_only=True, ensure_channel_first=True)
+        self._bitmap_reader = PILReader(reverse_indexing=False)
+        self._squeeze = SqueezeDim(dim=-1)
+
+    def __call__(self, path: str | os.PathLike) -> torch.Tensor:
+        p = Path(path)
+        if not p.exists():
+            raise DataError(f"image {str(p)!r} not found: fix the path in the image column (relative to the table folder)")
+        reader = self._bitmap_reader if p.name.lower().endswith(BITMAP_SUFFIXES) else None
+        try:
+            img = self._load(str(p), reader=reader)
+        except Exception as exc:  # any decoder failure is the file's problem, reported in one line
+            raise DataError(
+                f"image {str(p)!r} cannot be decoded ({type(exc).__name__}: {_one_line(exc)}): "
+                "re-export it as PNG/JPEG/NIfTI/DICOM/.npy or set cohort.on_bad_image=skip"
+            ) from None
+        if p.suffix.lower() == ".npy" and img.shape[0] == 1 and img.ndim == self.spatial_dims + 2 and img.shape[1] <= 4:
+            img = img[0]  # channel-first array [C, *S] stored in the .npy
+        while img.ndim - 1 > self.spatial_dims and img.shape[-1] == 1:
+            img = self._squeeze(img)  # e.g. a 2D slice stored as a [H, W, 1] NIfTI
+        if img.ndim - 1 != self.spatial_dims:
+            raise DataError(
+                f"image {str(p)!r} has shape {tuple(img.shape[1:])} ({img.ndim - 1} spatial dims, "
+                f"{img.shape[0]} channel(s)) but image.spatial_dims={self.spatial_dims}: "
+                "set image.spatial_dims to match the data"
+            )
+        return img
+
+
+class ToChannels:
+    """``[C_in, *S] -> [C, *S]``: gray->RGB by repeat, RGB->gray by mean, RGBA drops alpha."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        c = img.shape[0]
+        if c == 4:
+            img, c = img[:3], 3  # RGBA: drop alpha
+        if c == self.channels:
+            return img
+        if self.channels == 1:
+            return img.mean(dim=0, keepdim=True)
+        if c == 1:
+            return img.repeat(self.channels, *([1] * (img.ndim - 1)))
+        raise DataError(f"image with {c} channels cannot become image.channels={self.channels}")
+
+
+class ImageLoader:
+    """The deterministic loading pipeline: ``path -> float32 [C, *S]`` (plain tensor).
+
+    ``C = cfg.channels``, ``S = cfg.size`` (``(H, W)`` or ``(D, H, W)``). Orientation and
+    spacing (MONAI ``Orientation`` / ``Spacing``) are applied when configured, before the
+    resize; intensity normalisation comes last.
+    """
+
+    def __init__(self, cfg: ImageConfig) -> None:
+        _check_lengths(cfg)
+        self.cfg = cfg
+        self.read = ImageReader(cfg.spatial_dims)
+        steps: List[Callable] = [ToChannels(cfg.channels)]
+        if cfg.orientation is not None:
+            steps.append(Orientation(axcodes=cfg.orientation))
+        if cfg.spacing is not None:
+            from monai.transforms import Spacing
+
+            steps.append(Spacing(pixdim=cfg.spacing, mode="bilinear"))
+        mode = "bilinear" if cfg.spatial_dims == 2 else "trilinear"
+        steps.append(Resize(spatial_size=list(cfg.size), mode=mode, anti_aliasing=True))
+        intensity = INTENSITY.create(cfg.intensity.mode, cfg.intensity)
+        if intensity is not None:
+            steps.append(intensity)
+        steps.append(EnsureType(data_type="tensor", dtype=torch.float32, track_meta=False))
+        self.transform = Compose(steps)
+
+    def __call__(self, path: str | os.PathLike) -> torch.Tensor:
+        img = self.transform(self.read(path))
+        if hasattr(img, "as_tensor"):  # belt and braces: never hand out a MetaTensor
+            img = img.as_tensor()
+        return img.contiguous()
+
+
+def build_loader(cfg: ImageConfig) -> Callable[[str], torch.Tensor]:
+    """A callable ``path -> float32 [cfg.channels, *cfg.size]`` (see :class:`ImageLoader`)."""
+    return ImageLoader(cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def _reader(spatial_dims: int) -> ImageReader:
+    return ImageReader(spatial_dims)
+
+
+def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[str]:
+    """``None`` when ``path`` is a readable image of the configured dimensionality, else the reason.
+
+    The reason is one line naming the file: not found, cannot be decoded, or wrong dims.
+    Used by ``clinfusion validate`` and by the ``cohort.on_bad_image`` policy.
+    """
+    if path is None:
+        return "no image path given"
+    try:
+        _reader(cfg.spatial_dims)(path)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def build_view_augment(cfg: ImageConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Random SSL view ``[C, *S] -> [C, *S]`` (same shape), 2D or 3D, from ``cfg.augment``.
+
+    SimCLR-style (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+    Representations") adapted to medical images: random resized crop (``RandScaleCrop`` +
+    ``Resize``; ``crop_scale`` is the area/volume fraction), flip, small rotation, intensity
+    shift, contrast (gamma), Gaussian noise and blur. Colour jitter is left out on purpose
+    (grayscale modalities). Seed it with ``.set_random_state(seed)`` (MONAI ``Randomizable``).
+    """
+    _check_lengths(cfg)
+    a: AugmentConfig = cfg.augment
+    d = cfg.spatial_dims
+    lo, hi = (a.crop_scale + a.crop_scale)[:2] if len(a.crop_scale) == 1 else a.crop_scale[:2]
+    if not 0 < lo <= hi <= 1:
+        raise ConfigError(f"image.augment.crop_scale={a.crop_scale} must be [min, max] with 0 < min <= max <= 1")
+    mode = "bilinear" if d == 2 else "trilinear"
+    rad = math.radians(a.rotate_degrees)
+    rot = dict(range_x=rad) if d == 2 else dict(range_x=rad, range_y=rad, range_z=rad)
+    steps: List[Callable] = [
+        RandScaleCrop(roi_scale=lo ** (1 / d), max_roi_scale=hi ** (1 / d), random_center=True, random_size=True),
+        Resize(spatial_size=list(cfg.size), mode=mode),
+        RandFlip(prob=a.flip_prob, spatial_axis=d - 1),
+        RandRotate(prob=0.5 if rad > 0 else 0.0, keep_size=True, padding_mode="border", **rot),
+        RandShiftIntensity(offsets=a.intensity_shift, prob=0.8 if a.intensity_shift > 0 else 0.0),
+        RandAdjustContrast(gamma=tuple(a.contrast_gamma), prob=0.8),
+        RandGaussianNoise(std=a.noise_std, prob=0.5 if a.noise_std > 0 else 0.0),
+        RandGaussianSmooth(sigma_x=(0.25, 1.0), sigma_y=(0.25, 1.0), sigma_z=(0.25, 1.0), prob=a.blur_prob),
+        EnsureType(data_type="tensor", dtype=torch.float32, track_meta=False),
+    ]
+    return Compose(steps)

@@ -1,0 +1,87 @@
+"""Read a cohort / omics table (CSV, TSV or Parquet) with one-line errors naming the file.
+
+``pkg://<dataset>/<file>`` (e.g. ``pkg://nih_cxr_1k/clinical.csv``) resolves to the data
+bundled in :mod:`clinfusion.datasets.data`. Readers are looked up by extension in
+:data:`TABLE_READERS`; the user's file is only ever read.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from clinfusion.errors import DataError
+from clinfusion.registry import Registry
+
+PKG_PREFIX = "pkg://"
+
+TABLE_READERS = Registry("table format")
+
+
+@TABLE_READERS.register(".csv")
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+@TABLE_READERS.register(".tsv")
+def _read_tsv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t")
+
+
+@TABLE_READERS.register(".parquet")
+def _read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+@TABLE_READERS.register(".pq")
+def _read_pq(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def resolve_table_path(path: str | os.PathLike) -> Path:
+    """The file behind ``path``; ``pkg://name/file`` points into the bundled package data."""
+    text = str(path)
+    if text.startswith(PKG_PREFIX):
+        rel = text[len(PKG_PREFIX):].strip("/")
+        if not rel or ".." in Path(rel).parts:
+            raise DataError(f"table {text!r}: a bundled path looks like pkg://nih_cxr_1k/clinical.csv")
+        return Path(str(resources.files("clinfusion.datasets.data").joinpath(rel)))
+    return Path(text).expanduser()
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV / TSV / Parquet table into a new DataFrame.
+
+    Args:
+        path: file path, or ``pkg://nih_cxr_1k/clinical.csv`` for bundled data.
+
+    Raises:
+        DataError: the file is missing, has an unknown extension, cannot be parsed,
+            or holds no columns. The message names the file.
+    """
+    p = resolve_table_path(path)
+    if not str(path).strip():
+        raise DataError("table path is empty: set cohort.table to a CSV or Parquet file")
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "not found"
+        raise DataError(f"table {str(path)!r} {what}: check the path (relative paths resolve from the config file)")
+    ext = p.suffix.lower()
+    if ext not in TABLE_READERS:
+        raise DataError(
+            f"table {str(path)!r} has unknown extension {ext or '(none)'!r}: "
+            f"use one of {', '.join(TABLE_READERS.names())}"
+        )
+    reader: Callable[[Path], pd.DataFrame] = TABLE_READERS.get(ext)
+    try:
+        frame = reader(p)
+    except Exception as exc:  # pandas/pyarrow raise many types; the user needs one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"table {str(path)!r} could not be read as {ext[1:]} ({reason}): check the file") from None
+    if frame.shape[1] == 0:
+        raise DataError(f"table {str(path)!r} has no columns: is it an empty or non-table file?")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame

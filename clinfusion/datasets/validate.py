@@ -1,0 +1,165 @@
+"""``clinfusion validate``: read the whole cohort and say what is wrong with it, before training.
+
+:func:`validate_cohort` (an orchestration function: it takes the whole ``RunConfig``) loads
+the cohort, opens every image, summarises features, labels, splits and the omics block,
+and checks for patient leakage. Problems that would stop training are listed in
+:attr:`ValidationReport.fatal` (first entry = the one-line reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from clinfusion.config.schema import ImageConfig, RunConfig
+from clinfusion.errors import ClinfusionError
+
+
+@dataclass
+class ValidationReport:
+    table: str = ""
+    rows: int = 0
+    patients: int = 0
+    images_found: int = 0  # readable image files
+    rows_without_image: int = 0  # empty image cell
+    images_missing: List[str] = field(default_factory=list)  # paths that do not exist
+    images_unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    features: List[Tuple[str, str, float]] = field(default_factory=list)  # (column, numeric|categorical, missing rate)
+    label_task: Optional[str] = None
+    label_counts: Dict[str, int] = field(default_factory=dict)  # class (or multi-label column) -> rows
+    unlabelled: int = 0
+    split_source: str = ""  # "given column X" or "make_splits(seed=..)"
+    split_sizes: Dict[str, Tuple[int, int]] = field(default_factory=dict)  # split -> (rows, patients)
+    leakage: List[str] = field(default_factory=list)  # patients found in more than one split
+    omics_shape: Optional[Tuple[int, int]] = None  # (rows, G)
+    omics_rows_matched: int = 0
+    fatal: List[str] = field(default_factory=list)
+    loaded: bool = False  # False when the cohort could not be read at all
+
+    def render(self) -> str:
+        """Human-readable multi-line report."""
+        if not self.loaded:
+            return "\n".join([f"cohort {self.table}: could not be loaded", "status: FAILED"]
+                             + [f"  fatal: {f}" for f in self.fatal])
+        lines = [f"cohort {self.table}: {self.rows} rows, {self.patients} patients"]
+        bad = len(self.images_missing) + len(self.images_unreadable)
+        lines.append(f"images: {self.images_found} readable, {len(self.images_missing)} missing, "
+                     f"{len(self.images_unreadable)} unreadable, {self.rows_without_image} rows without image")
+        lines += [f"  missing: {p}" for p in self.images_missing]
+        lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable]
+        if self.features:
+            lines.append("features:")
+            lines += [f"  {c:<24} {kind:<12} missing {rate:6.1%}" for c, kind, rate in self.features]
+        else:
+            lines.append("features: none")
+        if self.label_task:
+            total = sum(self.label_counts.values())
+            counts = ", ".join(f"{k}: {v}" for k, v in self.label_counts.items())
+            lines.append(f"label ({self.label_task}): {counts}; unlabelled rows: {self.unlabelled}"
+                         + (f" (of {total} labelled)" if self.label_task != "multilabel" else ""))
+        else:
+            lines.append("label: none configured")
+        if self.split_sizes:
+            lines.append(f"splits ({self.split_source}):")
+            lines += [f"  {s:<6} {r} rows, {p} patients" for s, (r, p) in self.split_sizes.items()]
+        lines.append("leakage: none (no patient in two splits)" if not self.leakage
+                     else f"leakage: {len(self.leakage)} patient(s) in several splits: {', '.join(self.leakage)}")
+        if self.omics_shape is not None:
+            lines.append(f"omics: {self.omics_shape[0]} x {self.omics_shape[1]}, "
+                         f"{self.omics_rows_matched} rows matched an omics row")
+        lines.append("status: OK" if not self.fatal and not bad else
+                     ("status: FAILED" if self.fatal else "status: OK (bad images will be skipped)"))
+        lines += [f"  fatal: {f}" for f in self.fatal]
+        return "\n".join(lines)
+
+
+def _check_images(report: ValidationReport, paths: List[Optional[str]], image_cfg: ImageConfig) -> None:
+    from pathlib import Path
+
+    from clinfusion.datasets.images import check_image  # lazy: owned by the image reader module
+
+    report.rows_without_image = sum(p is None for p in paths)
+    for p in dict.fromkeys(p for p in paths if p is not None):
+        if not Path(p).exists():
+            report.images_missing.append(p)
+            continue
+        reason = check_image(p, image_cfg)
+        if reason is None:
+            report.images_found += 1
+        else:
+            report.images_unreadable.append((p, reason))
+
+
+def _labels(report: ValidationReport, cohort) -> None:
+    if cohort.labels is None:
+        return
+    report.label_task = cohort.labels.task
+    m = np.asarray(cohort.label_matrix, float)
+    if cohort.labels.task == "multilabel":
+        report.label_counts = {c: int(np.nansum(m[:, j])) for j, c in enumerate(cohort.labels.columns)}
+        report.unlabelled = int(np.isnan(m).any(axis=1).sum())
+    else:
+        idx = np.asarray(cohort.label_index)
+        report.label_counts = {c: int((idx == k).sum()) for k, c in enumerate(cohort.labels.classes)}
+        report.unlabelled = int((idx < 0).sum())
+
+
+def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> None:
+    from clinfusion.datasets.splits import leaked_patients, make_splits, normalise_split
+
+    patients = np.asarray(cohort.patients, dtype=object).astype(str)
+    if cfg.cohort.split_column:
+        report.split_source = f"given column {cfg.cohort.split_column!r}"
+        names = normalise_split(cohort.frame[cfg.cohort.split_column].tolist(), cfg.cohort.split_column)
+    else:
+        report.split_source = f"patient-grouped, seed {cfg.seed}"
+        strat = cohort.label_index if cohort.labels is not None and cohort.labels.task != "multilabel" else None
+        names = make_splits(patients, strat, cfg.split, cfg.seed)
+    for s in ("train", "val", "test"):
+        sel = names == s
+        report.split_sizes[s] = (int(sel.sum()), len(set(patients[sel])))
+    report.leakage = [f"{p} ({'/'.join(w)})" for p, w in leaked_patients(names, patients).items()]
+
+
+def validate_cohort(cfg: RunConfig) -> ValidationReport:
+    """Check the cohort of ``cfg`` end to end; never raises for bad user data.
+
+    Fatal: a DataError/ConfigError while loading, patient leakage in a given split,
+    missing or unreadable images when ``cohort.on_bad_image=error``.
+    """
+    from clinfusion.datasets.cohort import load_cohort
+
+    report = ValidationReport(table=str(cfg.cohort.table))
+    try:
+        cohort = load_cohort(cfg.cohort, require_labels=cfg.cohort.label_column is not None)
+    except ClinfusionError as exc:
+        report.fatal.append(str(exc))
+        return report
+    report.loaded = True
+    report.rows, report.patients = len(cohort.ids), len(set(cohort.patients))
+    _check_images(report, cohort.image_paths, cfg.image)
+    bad = report.images_missing + [p for p, _ in report.images_unreadable]
+    if bad and cfg.cohort.on_bad_image == "error":
+        first = (f"{report.images_missing[0]} not found" if report.images_missing
+                 else f"{report.images_unreadable[0][0]}: {report.images_unreadable[0][1]}")
+        report.fatal.append(f"{len(bad)} image(s) missing or unreadable, first: {first} "
+                            f"(fix the files or set cohort.on_bad_image=skip)")
+    frame = cohort.frame
+    report.features = [(c, kind, float(frame[c].isna().mean()))
+                       for kind, cols in (("numeric", cohort.numeric), ("categorical", cohort.categorical))
+                       for c in cols]
+    _labels(report, cohort)
+    try:
+        _splits(report, cohort, cfg)
+    except ClinfusionError as exc:
+        report.fatal.append(str(exc))
+    if report.leakage:
+        report.fatal.append(f"patient leakage in split column {cfg.cohort.split_column!r}: "
+                            f"{len(report.leakage)} patient(s) in several splits, first {report.leakage[0]}: "
+                            f"put all rows of a patient in one split")
+    if cohort.omics is not None:
+        report.omics_shape = tuple(cohort.omics.shape)
+        report.omics_rows_matched = int((~np.isnan(cohort.omics).all(axis=1)).sum())
+    return report

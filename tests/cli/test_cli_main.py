@@ -1,0 +1,79 @@
+"""The real CLI ``main(argv)``: validate, print-config, overrides, one-line errors, run-dir safety."""
+
+from pathlib import Path
+
+import pytest
+
+from clinfusion.cli.main import main
+from clinfusion.datasets.synthetic import make_synthetic_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return make_synthetic_cohort(tmp_path_factory.mktemp("syn"), n_patients=12, images_per_patient=2, size=16)
+
+
+def write_config(tmp_path: Path, cohort, extra: str = "") -> Path:
+    lines = ["cohort:"]
+    for o in cohort.overrides:
+        key, value = o.split("=", 1)
+        if key.startswith("cohort."):
+            lines.append(f"  {key[len('cohort.'):]}: {value}")
+    lines.append("image:\n  spatial_dims: 2\n  channels: 1\n  size: [16, 16]")
+    p = tmp_path / "cfg.yaml"
+    p.write_text("\n".join(lines) + "\n" + extra)
+    return p
+
+
+def test_validate_ok_prints_report(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort)
+    assert main(["validate", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "24" in out  # rows
+    assert "marker" in out and "label" in out.lower()
+
+
+def test_misspelled_key_suggests_and_exits_2(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort, "pretrain:\n  epcohs: 2\n")
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pretrain.epcohs" in err[0] and "did you mean 'pretrain.epochs'" in err[0]
+
+
+def test_print_config_shows_overrides_without_running(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort)
+    out_dir = tmp_path / "never"
+    assert main(["pretrain", str(cfg), "pretrain.epochs=3", "--out", str(out_dir), "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs: 3" in out
+    assert not out_dir.exists()
+
+
+def test_validate_missing_table_one_line(tmp_path, capsys):
+    p = tmp_path / "c.yaml"
+    p.write_text("cohort:\n  table: nowhere.csv\n")
+    assert main(["validate", str(p)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "nowhere.csv" in err[0]
+
+
+def test_yaml_not_mapping_via_cli(tmp_path, capsys):
+    p = tmp_path / "c.yaml"
+    p.write_text("just a string\n")
+    assert main(["validate", str(p)]) == 2
+    assert "must be a YAML mapping" in capsys.readouterr().err
+
+
+def test_pretrain_refuses_existing_run_dir(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort)
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    (out_dir / "keep.txt").write_text("user file")
+    assert main(["pretrain", str(cfg), "--out", str(out_dir)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out_dir / "keep.txt").read_text() == "user file"
+
+
+def test_evaluate_on_missing_run_dir(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -1,0 +1,188 @@
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinfusion.config.schema import CohortConfig, OmicsConfig
+from clinfusion.datasets.cohort import load_cohort
+from clinfusion.errors import ConfigError, DataError
+
+
+def _write(tmp_path, frame, name="c.csv"):
+    p = tmp_path / name
+    frame.to_csv(p, index=False)
+    return p
+
+
+def test_tiny_cohort_fields(tiny_cfg, tiny_table):
+    before = hashlib.sha256(tiny_table.read_bytes()).hexdigest()
+    snapshot = tiny_cfg.model_dump()
+    c = load_cohort(tiny_cfg, require_labels=True)
+    assert c.ids[:3] == ["s00", "s01", "s02"] and c.patients[:3] == ["p0", "p0", "p1"]
+    assert c.image_paths[5] == str((tiny_table.parent / "img" / "5.png").resolve())
+    assert c.root == tiny_table.parent.resolve()
+    # id/patient/image/label/exclude are never features; sex is text -> categorical
+    assert c.numeric == ["age"] and c.categorical == ["sex"]
+    assert c.labels.task == "binary" and c.labels.classes == ["0", "1"] and c.labels.columns == ["label"]
+    assert c.label_matrix.shape == (12, 1)
+    np.testing.assert_array_equal(c.label_index, [1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0])
+    assert c.has_table.all() and c.omics is None
+    assert tiny_cfg.model_dump() == snapshot  # config untouched
+    assert hashlib.sha256(tiny_table.read_bytes()).hexdigest() == before  # file untouched
+
+
+def test_defaults_empty_image_cells_and_explicit_features_drop_labels(tmp_path, frame12):
+    frame12.loc[3, "image"] = ""
+    frame12.loc[4, "image"] = np.nan
+    p = _write(tmp_path, frame12)
+    cfg = CohortConfig(table=str(p), image_column="image", label_column="label", features=["age", "label", "sex"])
+    c = load_cohort(cfg)
+    assert c.ids == [str(i) for i in range(12)] and c.patients == c.ids  # row index, one patient per row
+    assert c.image_paths[3] is None and c.image_paths[4] is None and c.image_paths[0] is not None
+    assert c.numeric == ["age"] and c.categorical == ["sex"]  # label never a feature
+
+
+def test_multiclass_and_multilabel(tmp_path, frame12):
+    frame12["grade"] = ["a", "b", "c"] * 4
+    frame12.loc[0, "grade"] = np.nan
+    frame12["f1"] = [0, 1] * 6
+    frame12["f2"] = [1, 1, 0, 0] * 3
+    p = _write(tmp_path, frame12)
+    mc = load_cohort(CohortConfig(table=str(p), label_column="grade", exclude=["findings", "f1", "f2"]))
+    assert mc.labels.task == "multiclass" and mc.labels.classes == ["a", "b", "c"]
+    assert mc.label_index[:4].tolist() == [-1, 1, 2, 0]
+    assert np.isnan(mc.label_matrix[0]).all() and mc.label_matrix[1].tolist() == [0, 1, 0]
+    ml = load_cohort(CohortConfig(table=str(p), label_column=["f1", "f2"], exclude=["grade"]))
+    assert ml.labels.task == "multilabel" and ml.labels.classes == ["f1", "f2"]
+    assert ml.label_matrix[:2].tolist() == [[0, 1], [1, 1]] and (ml.label_index == -1).all()
+    assert "f1" not in ml.numeric and "f2" not in ml.numeric and "label" in ml.numeric
+
+
+def test_absent_column_names_it_file_and_close_matches(tiny_table):
+    cfg = CohortConfig(table=str(tiny_table), patient_column="patients")
+    with pytest.raises(DataError, match=r"cohort\.csv: column 'patients' \(cohort\.patient_column\) not found\. "
+                                        r"Close matches: 'patient'"):
+        load_cohort(cfg)
+
+
+def test_missing_table_and_empty_path(tmp_path):
+    with pytest.raises(DataError, match=r"missing\.csv.*not found"):
+        load_cohort(CohortConfig(table=str(tmp_path / "missing.csv")))
+    with pytest.raises(ConfigError, match="cohort.table is empty"):
+        load_cohort(CohortConfig())
+
+
+def test_text_in_explicit_numeric_feature_names_column_row_value(tmp_path, frame12):
+    frame12["bmi"] = ["21.5"] * 12
+    frame12.loc[7, "bmi"] = "n/a?"
+    p = _write(tmp_path, frame12)
+    cfg = CohortConfig(table=str(p), features=["age", "bmi"], label_column="label")
+    with pytest.raises(DataError, match=r"numeric feature 'bmi' has text 'n/a\?' in row 7"):
+        load_cohort(cfg)
+    auto = load_cohort(CohortConfig(table=str(p), label_column="label", exclude=["sid", "image", "findings"]))
+    assert "bmi" in auto.categorical  # inferred from dtype: fine
+
+
+def test_duplicate_ids_name_id_and_rows(tmp_path, frame12):
+    frame12.loc[9, "sid"] = "s03"
+    p = _write(tmp_path, frame12)
+    with pytest.raises(DataError, match=r"id 's03' in column 'sid' is duplicated in rows 3, 9"):
+        load_cohort(CohortConfig(table=str(p), id_column="sid"))
+
+
+def test_empty_cohort_and_one_class_label(tmp_path, frame12):
+    empty = _write(tmp_path, frame12.iloc[:0], "empty.csv")
+    with pytest.raises(DataError, match=r"empty\.csv: the cohort is empty"):
+        load_cohort(CohortConfig(table=str(empty)))
+    unlabelled = frame12.assign(label=np.nan)
+    p = _write(tmp_path, unlabelled, "nolabel.csv")
+    with pytest.raises(DataError, match=r"label column 'label' has one class only \(no values\)"):
+        load_cohort(CohortConfig(table=str(p), label_column="label"), require_labels=True)
+    one = _write(tmp_path, frame12.assign(label=1), "one.csv")
+    with pytest.raises(DataError, match=r"one\.csv: label column 'label' has one class only \(only '1'\)"):
+        load_cohort(CohortConfig(table=str(one), label_column="label"), require_labels=True)
+    assert load_cohort(CohortConfig(table=str(one), label_column="label")).labels is None  # pretraining: fine
+
+
+def _omics(tmp_path, keys, cols=("g1", "g2", "g3")):
+    rng = np.random.default_rng(0)
+    om = pd.DataFrame(rng.normal(size=(len(keys), len(cols))), columns=list(cols))
+    om.insert(0, "sample", keys)
+    p = tmp_path / "omics.csv"
+    om.to_csv(p, index=False)
+    return p, om
+
+
+def test_omics_join_and_gene_sets(tiny_table, tmp_path):
+    keys = ["s05", "s00", "s11", "zz"]  # shuffled, one unknown key, most samples without omics
+    p, om = _omics(tmp_path, keys)
+    gmt = tmp_path / "sets.gmt"
+    gmt.write_text("setA\tdesc\tg3\tg1\tnotthere\nsetB\t-\tnotthere\n")
+    cfg = CohortConfig(table=str(tiny_table), id_column="sid",
+                       omics=OmicsConfig(table=str(p), key_column="sample", gene_sets=str(gmt)))
+    c = load_cohort(cfg)
+    assert c.omics.shape == (12, 3) and c.omics.dtype == np.float32 and c.omics_columns == ["g1", "g2", "g3"]
+    np.testing.assert_allclose(c.omics[0], om.iloc[1, 1:].to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(c.omics[5], om.iloc[0, 1:].to_numpy(float), rtol=1e-6)
+    assert np.isnan(c.omics[1]).all()
+    assert c.omics_groups == [[0, 2], [1]] and c.omics_group_names == ["setA", "other"]
+    js = tmp_path / "sets.json"
+    js.write_text(json.dumps({"B": ["g2"], "A": ["g1"]}))
+    cfg.omics.gene_sets = str(js)
+    c = load_cohort(cfg)
+    assert c.omics_groups == [[1], [0], [2]] and c.omics_group_names == ["B", "A", "other"]
+
+
+def test_omics_key_errors(tiny_table, tmp_path):
+    p, _ = _omics(tmp_path, ["a", "b", "c"])
+    cfg = CohortConfig(table=str(tiny_table), id_column="sid", omics=OmicsConfig(table=str(p), key_column="sample"))
+    with pytest.raises(DataError, match=r"omics\.csv: no omics key in 'sample' matches cohort column 'sid'"):
+        load_cohort(cfg)
+    p, _ = _omics(tmp_path, ["s01", "s02", "s01"])
+    with pytest.raises(DataError, match=r"omics key 's01' in column 'sample' appears in rows 0, 2"):
+        load_cohort(cfg)
+    cfg.omics.key_column = "sampel"
+    with pytest.raises(DataError, match=r"column 'sampel' \(cohort\.omics\.key_column\) not found.*'sample'"):
+        load_cohort(cfg)
+
+
+def test_label_config_errors(tmp_path, frame12):
+    frame12["f1"] = [0, 1, 2] * 4
+    p = _write(tmp_path, frame12)
+    with pytest.raises(ConfigError, match="cohort.label_column is not set"):
+        load_cohort(CohortConfig(table=str(p)), require_labels=True)
+    with pytest.raises(DataError, match=r"multi-label column 'f1' must hold 0/1, row 2 has 2"):
+        load_cohort(CohortConfig(table=str(p), label_column=["label", "f1"]))
+
+
+def test_text_in_omics_column(tiny_table, tmp_path):
+    p, om = _omics(tmp_path, ["s00", "s01"])
+    om["g2"] = om["g2"].astype(object)
+    om.loc[1, "g2"] = "high"
+    om.to_csv(p, index=False)
+    cfg = CohortConfig(table=str(tiny_table), id_column="sid",
+                       omics=OmicsConfig(table=str(p), key_column="sample", columns=["g1", "g2"]))
+    with pytest.raises(DataError, match=r"omics column 'g2' has text 'high' in row 1"):
+        load_cohort(cfg)
+
+
+def test_empty_patient_cell_names_row(tmp_path, frame12):
+    frame12.loc[6, "patient"] = None
+    p = _write(tmp_path, frame12)
+    with pytest.raises(DataError, match=r"c\.csv: patient column 'patient' is empty in row 6"):
+        load_cohort(CohortConfig(table=str(p), patient_column="patient"))
+
+
+def test_gene_set_file_errors(tiny_table, tmp_path):
+    p, _ = _omics(tmp_path, ["s00", "s01"])
+    bad = tmp_path / "sets.json"
+    bad.write_text('["g1", "g2"]')
+    cfg = CohortConfig(table=str(tiny_table), id_column="sid",
+                       omics=OmicsConfig(table=str(p), key_column="sample", gene_sets=str(bad)))
+    with pytest.raises(DataError, match=r"gene-set file .*sets\.json' could not be read \(expected a mapping"):
+        load_cohort(cfg)
+    cfg.omics.gene_sets = str(tmp_path / "sets.xml")
+    with pytest.raises(DataError, match=r"gene-set file .*sets\.xml' not found"):
+        load_cohort(cfg)

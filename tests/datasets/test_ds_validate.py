@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pandas as pd
+
+from clinfusion.config.loader import load_config
+from clinfusion.config.schema import ImageConfig, OmicsConfig, RunConfig
+from clinfusion.datasets.validate import validate_cohort
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "nih_cxr_demo.yaml"
+
+
+def _run_cfg(cohort_cfg, **cohort_kw):
+    return RunConfig(cohort=cohort_cfg.model_copy(update=cohort_kw), image=ImageConfig(size=[16, 16]))
+
+
+def test_missing_and_corrupt_images_are_listed_and_fatal(tiny_cfg, tiny_table):
+    (tiny_table.parent / "img" / "4.png").unlink()
+    corrupt = tiny_table.parent / "img" / "7.png"
+    corrupt.write_bytes(bytes(range(256)) * 4)
+    report = validate_cohort(_run_cfg(tiny_cfg))
+    missing = str((tiny_table.parent / "img" / "4.png").resolve())
+    assert report.rows == 12 and report.patients == 6 and report.images_found == 10
+    assert report.images_missing == [missing]
+    assert [p for p, _ in report.images_unreadable] == [str(corrupt.resolve())]
+    assert report.fatal[0].startswith(f"2 image(s) missing or unreadable, first: {missing} not found")
+    text = report.render()
+    assert f"missing: {missing}" in text and f"unreadable: {corrupt.resolve()}" in text and "FAILED" in text
+    assert report.features == [("age", "numeric", 1 / 12), ("sex", "categorical", 1 / 12)]
+    assert report.label_counts == {"0": 6, "1": 6} and report.omics_shape is None
+    assert sum(r for r, _ in report.split_sizes.values()) == 12 and report.leakage == []
+    skip = validate_cohort(_run_cfg(tiny_cfg, on_bad_image="skip"))
+    assert skip.fatal == [] and len(skip.images_missing) == 1
+
+
+def test_given_split_leakage_and_load_errors_are_fatal(tiny_table, tiny_cfg, tmp_path):
+    frame = pd.read_csv(tiny_table)
+    frame["split"] = ["train", "test"] + ["train"] * 6 + ["val"] * 4
+    p = tiny_table.parent / "with_split.csv"
+    frame.to_csv(p, index=False)
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(p), split_column="split"))
+    assert report.leakage == ["p0 (test/train)"]
+    assert report.fatal[0].startswith("patient leakage in split column 'split': 1 patient(s)")
+    assert report.split_sizes["val"] == (4, 2)
+    omics = tmp_path / "omics.csv"
+    pd.DataFrame({"sid": ["s00", "s03", "s07"], "g1": [1.0, 2.0, 3.0], "g2": [0.0, 1.0, 0.5]}).to_csv(omics, index=False)
+    with_omics = validate_cohort(_run_cfg(tiny_cfg, omics=OmicsConfig(table=str(omics), key_column="sid")))
+    assert with_omics.omics_shape == (12, 2) and with_omics.omics_rows_matched == 3 and with_omics.fatal == []
+    assert "omics: 12 x 2, 3 rows matched" in with_omics.render()
+    bad = validate_cohort(_run_cfg(tiny_cfg, label_column="lable"))
+    assert len(bad.fatal) == 1 and "column 'lable' (cohort.label_column) not found" in bad.fatal[0]
+    assert bad.render().splitlines()[:2] == [f"cohort {tiny_table}: could not be loaded", "status: FAILED"]
+
+
+def test_bundled_nih_config_validates():
+    report = validate_cohort(load_config(CONFIG))
+    assert report.fatal == []
+    assert report.rows == 760 and report.patients == 160 and report.images_found == 760
+    assert report.label_counts["0"] + report.label_counts["1"] == 760
+    assert {c for c, _, _ in report.features} == {"follow_up", "age", "orig_width", "orig_height",
+                                                   "pixel_spacing", "sex", "view"}
+    assert sum(p for _, p in report.split_sizes.values()) == 160
+    assert "status: OK" in report.render()
