@@ -8,6 +8,7 @@ Set ``CLINFUSION_DEBUG=1`` to see the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import List, Optional
@@ -32,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Silence start-up chatter that is not about the user's data (GPU codec probes)."""
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     cmd = COMMANDS.get(args.command)

@@ -1,0 +1,83 @@
+"""(a) The toolkit's training step vs the bare step, measured interleaved inside one run.
+
+The real :class:`~clinfusion.training.engine.Trainer` trains the real
+:class:`~clinfusion.models.PretrainTask` on batches from the real ``CohortDataset`` /
+``DataLoader``. A ``step_callbacks`` hook (public API) runs after every optimizer step:
+it reads the clock, runs one *bare* step (a copy of the task, a preloaded batch of the
+same shapes, plain forward + backward + AdamW), and reads the clock again. So trainer
+steps and bare steps alternate A, B, A, B under the same load.
+
+Trainer step = time between two callbacks (steps of one epoch only: the epoch end writes
+checkpoints). Its data wait comes from ``metrics.csv`` (``log_every=1``: one row per step).
+Ratio = median over steps of (trainer step - its data wait) / bare step; the same with the
+data wait included is reported beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+
+from benchmarks._pretrain_setup import bare_step, build
+from benchmarks._timing import median, timed
+
+
+class _Interleaver:
+    """``step_callbacks`` entry: times the trainer's step intervals and runs a bare step after each."""
+
+    def __init__(self, bare, device: torch.device, warmup: int) -> None:
+        self.bare, self.device, self.warmup = bare, device, warmup
+        self.last_end: float | None = None
+        self.last_epoch = -1
+        self.rows: List[Dict[str, float]] = []  # step, trainer_s, bare_s
+
+    def __call__(self, trainer: Any) -> None:
+        start = time.perf_counter()
+        step, epoch = trainer.progress.step, trainer.progress.epoch
+        interval = start - self.last_end if (self.last_end is not None and epoch == self.last_epoch) else None
+        bare_s = timed(self.bare, self.device)
+        if interval is not None and step > self.warmup:
+            self.rows.append({"step": step, "trainer_s": interval, "bare_s": bare_s})
+        self.last_epoch = epoch
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.last_end = time.perf_counter()
+
+
+def _data_wait(run_dir: Path) -> Dict[int, float]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return {int(r["step"]): float(r["data_wait_s"]) for r in csv.DictReader(f) if r["split"] == "train"}
+
+
+def measure(cfg: Any, run_dir: Path, device: torch.device, warmup: int = 2) -> Dict[str, Any]:
+    """Train ``cfg`` with the interleaving callback; returns medians and ratios (seconds)."""
+    from clinfusion.training.engine import Trainer
+
+    cfg = cfg.model_copy(deep=True)
+    cfg.pretrain.log_every = 1
+    train_ds, _, task = build(cfg, run_dir)
+    trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed)
+    batch = next(iter(trainer.loader(train_ds, 0, True)))
+    cb = _Interleaver(bare_step(task, batch, cfg.pretrain.lr, trainer.device), trainer.device, warmup)
+    trainer.step_callbacks.append(cb)
+    trainer.fit(train_ds, None)
+    wait = _data_wait(run_dir)
+    rows = [dict(r, data_s=wait.get(r["step"], float("nan"))) for r in cb.rows]
+    if not rows:
+        raise RuntimeError("no trainer step was timed: train for more steps (epochs x batches > warm-up + 1)")
+    compute = [r["trainer_s"] - r["data_s"] for r in rows]
+    bare = [r["bare_s"] for r in rows]
+    return {
+        "steps": len(rows), "batch": cfg.pretrain.batch_size,
+        "trainer_s": median([r["trainer_s"] for r in rows]), "data_s": median([r["data_s"] for r in rows]),
+        "trainer_compute_s": median(compute), "bare_s": median(bare),
+        "ratio": median([c / b for c, b in zip(compute, bare)]),
+        "ratio_with_data": median([r["trainer_s"] / r["bare_s"] for r in rows]),
+        "trainer_samples_s": cfg.pretrain.batch_size / median(compute),
+        "bare_samples_s": cfg.pretrain.batch_size / median(bare),
+        "train_ds": train_ds, "task": task, "trainer": trainer, "batch_tensors": batch,
+    }

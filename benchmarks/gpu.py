@@ -1,0 +1,183 @@
+"""GPU throughput of realistic configurations: samples/s, MFU, step/bare ratio, data wait, memory.
+
+For each configuration (2D 224 px ResNet-50 and ViT-S from
+``configs/pretrain/realistic_2d_gpu.yaml``; 3D 96^3 ResNet-18 from
+``configs/pretrain/ct_3d.yaml``), on a synthetic cohort of that size:
+
+1. the real Trainer at the config's batch (or the largest that fits, if smaller), with the
+   interleaved bare step of :mod:`benchmarks._step_overhead`: step/bare ratio and the
+   share of the step spent waiting for data (``pretrain.num_workers`` from the config);
+2. the largest batch that fits (doubling until CUDA OOM, capped), bf16 autocast;
+3. at that batch: samples/s of the bare step, peak ``torch.cuda.max_memory_allocated``,
+   FLOPs of one forward + backward (``FlopCounterMode``), model FLOPs utilisation
+   against the device's bf16 dense peak (:data:`benchmarks._flops.BF16_PEAK_TFLOPS`).
+
+Without a GPU it writes a section saying so (and what it would measure). ``--tiny`` runs
+the whole pipeline on toy sizes on whatever device there is (a CPU dry run: not GPU figures).
+
+    python -m benchmarks.gpu [--tiny] [--configs 2d_resnet50 2d_vit_small 3d_resnet18] [--results-dir DIR]
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+
+from benchmarks import _cli
+from benchmarks._device import pick_device, precision
+from benchmarks._pretrain_setup import ROOT
+
+NAME = "gpu"
+CFG_2D = ROOT / "configs" / "pretrain" / "realistic_2d_gpu.yaml"
+CFG_3D = ROOT / "configs" / "pretrain" / "ct_3d.yaml"
+COMMON = ["cohort.exclude=[]", "cohort.categorical=null", "cohort.on_bad_image=error", "image.cache=none",
+          "image.cache_dir=null", "pretrain.epochs=2", "pretrain.progress=false"]
+
+CONFIGS: Dict[str, Dict[str, Any]] = {
+    "2d_resnet50": dict(config=CFG_2D, dims=2, size=224, start=64, cap=2048,
+                        overrides=["model.image_encoder.name=resnet50"]),
+    "2d_vit_small": dict(config=CFG_2D, dims=2, size=224, start=64, cap=2048,
+                         overrides=["model.image_encoder.name=vit_small"]),
+    "3d_resnet18": dict(config=CFG_3D, dims=3, size=96, start=4, cap=256,
+                        overrides=["model.image_encoder.name=resnet18", "image.intensity.mode=scale"]),
+}
+TINY: Dict[str, Dict[str, Any]] = {
+    "2d_resnet50": dict(config=CFG_2D, dims=2, size=32, start=4, cap=8, trainer_batch=4,
+                        overrides=["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4",
+                                   "pretrain.num_workers=0"]),
+    "3d_resnet18": dict(config=CFG_3D, dims=3, size=16, start=2, cap=4, trainer_batch=2,
+                        overrides=["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4",
+                                   "image.intensity.mode=scale", "image.spacing=null", "image.orientation=null",
+                                   "pretrain.num_workers=0", "pretrain.grad_checkpointing=false"]),
+}
+
+
+def tile(batch: Dict[str, Any], b: int) -> Dict[str, Any]:
+    """Repeat a batch's rows up to ``b`` rows (same shapes per row)."""
+    out = {}
+    for k, v in batch.items():
+        n = len(v)
+        reps = math.ceil(b / n)
+        out[k] = torch.cat([v] * reps)[:b] if isinstance(v, torch.Tensor) else (list(v) * reps)[:b]
+    return out
+
+
+def _cohort(work: Path, spec: Dict[str, Any], trainer_batch: int) -> List[str]:
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+
+    rows = int(trainer_batch * 6 / 0.7) + 2 * trainer_batch  # ~6 training batches per epoch after the split
+    synth = make_synthetic_cohort(work / "cohort", n_patients=max(rows // 2, 8), images_per_patient=2,
+                                  spatial_dims=spec["dims"], size=spec["size"])
+    return list(synth.overrides)
+
+
+def _free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.device) -> Dict[str, Any]:
+    """All figures for one configuration (see the module docstring)."""
+    from benchmarks import _step_overhead
+    from benchmarks._batch_search import largest_batch
+    from benchmarks._flops import count_flops, mfu, peak_tflops
+    from benchmarks._memory import PeakMemory
+    from benchmarks._pretrain_setup import bare_step, load_run_config
+    from benchmarks._timing import interleave, median
+
+    base = load_run_config(spec["config"], spec["overrides"], device.type)
+    trainer_batch = spec.get("trainer_batch", base.pretrain.batch_size)
+    cfg = load_run_config(spec["config"], _cohort(work, spec, trainer_batch) + COMMON + spec["overrides"]
+                          + [f"pretrain.batch_size={trainer_batch}"], device.type)
+    st = _step_overhead.measure(cfg, work / "run", device, warmup=2)
+    task, batch, lr = st["task"], st["batch_tensors"], cfg.pretrain.lr
+    trainer_row = {k: st[k] for k in ("ratio", "trainer_s", "data_s", "bare_s", "steps")}
+    del st
+    _free()
+
+    def try_step(b: int) -> None:
+        step = bare_step(task, tile(batch, b), lr, device)
+        step()
+        step()
+
+    best = largest_batch(try_step, spec["start"], spec["cap"])
+    _free()
+    if best is None:
+        raise RuntimeError(f"{name}: not even batch 1 fits")
+    step = bare_step(task, tile(batch, best), lr, device)
+    times = interleave({"bare": step}, rounds=10, warmup=3, device=device)["bare"]
+    pm = PeakMemory(device).start()
+    step()
+    pm.stop()
+    bare_copy = bare_step(task, tile(batch, best), lr, device)  # FLOPs of forward + backward (optimizer excluded)
+    flops = count_flops(bare_copy)
+    del step, bare_copy
+    _free()
+    step_s = median(times)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    peak = peak_tflops(dev_name)
+    return {
+        "config": name, "encoder": cfg.model.image_encoder.name, "image": "x".join(map(str, cfg.image.size)),
+        "precision": precision(device), "max batch": best, "batch cap": spec["cap"],
+        "samples/s": best / step_s, "ms/step": 1000 * step_s, "TFLOP/step": flops / 1e12,
+        "TFLOP/s": flops / step_s / 1e12, "peak TFLOP/s": peak if peak else float("nan"),
+        "MFU": mfu(flops, step_s, peak), "peak GB": pm.peak_mb / 1024,
+        "trainer batch": trainer_batch, "step/bare": trainer_row["ratio"],
+        "data-wait share": trainer_row["data_s"] / trainer_row["trainer_s"], "num_workers": cfg.pretrain.num_workers,
+    }
+
+
+def _plan_section() -> Dict[str, Any]:
+    rows = [{"config": n, "file": str(s["config"].relative_to(ROOT)), "image": f"{s['size']}^{s['dims']}",
+             "encoder": s["overrides"][0].split("=")[1], "batch search": f"{s['start']} doubling to <= {s['cap']}"}
+            for n, s in CONFIGS.items()]
+    return {"title": "GPU throughput: not measured (no GPU was available)", "columns": list(rows[0]), "rows": rows,
+            "note": "No CUDA device was available to this run, so no GPU figure exists yet. The script is ready: on a "
+                    "GPU machine `python -m benchmarks.gpu` measures, per configuration below, samples/s at the "
+                    "largest batch that fits (bf16 autocast), model FLOPs utilisation (FlopCounterMode FLOPs / step "
+                    "time / the bf16 dense peak of the device, e.g. H100 SXM 989, A100 312 TFLOP/s), the toolkit "
+                    "step / bare step ratio, the data-wait share and peak torch.cuda.max_memory_allocated."}
+
+
+def main(argv: List[str] | None = None) -> int:
+    p = _cli.parser(NAME, __doc__)
+    p.add_argument("--configs", nargs="*", default=None, choices=sorted(CONFIGS))
+    args = p.parse_args(argv)
+    _cli.setup(args)
+    device = pick_device(args.device)
+    sections: List[Dict[str, Any]] = []
+    extra: Dict[str, Any] = {"device": str(device), "tiny": args.tiny}
+    if device.type != "cuda":
+        sections.append(_plan_section())
+        extra["summary"] = "No GPU was available to this run: nothing was measured on a GPU."
+    if device.type == "cuda" or args.tiny:
+        specs = TINY if args.tiny else CONFIGS
+        names = [n for n in (args.configs or list(specs)) if n in specs]
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="cf_gpu_") as tmp:
+            for n in names:
+                try:
+                    rows.append(measure_config(n, specs[n], Path(tmp) / n, device))
+                except Exception as exc:  # noqa: BLE001 - one failing config must not hide the others
+                    rows.append({"config": n, "encoder": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})
+                _free()
+        cols = ["config", "encoder", "image", "precision", "max batch", "samples/s", "ms/step", "TFLOP/step",
+                "TFLOP/s", "peak TFLOP/s", "MFU", "peak GB", "trainer batch", "step/bare", "data-wait share",
+                "num_workers"]
+        title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
+        sections.append({"title": title, "columns": cols, "rows": rows,
+                         "note": "max batch: doubling until CUDA OOM or the cap; samples/s, ms/step, MFU and peak "
+                                 "memory of the bare step at that batch; step/bare and data-wait share from the "
+                                 "real Trainer at 'trainer batch' (config batch or less)."})
+    _cli.write(NAME, args, sections, argv, extra=extra)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The fine-tuning data view: one cohort, its preprocessed arrays, loaders and embeddings.
+
+:class:`FinetuneData` is the only place in :mod:`clinfusion.downstream` that touches the
+dataset classes; heads and baselines ask it for loaders (``(batch, rows)`` pairs, the
+batch in the layout of :mod:`clinfusion.datasets.batch`), frozen embeddings and raw
+feature matrices, for a set of cohort rows and a modality **variant**:
+
+* ``all``: as recorded;
+* ``no_image``: ``modality_mask[:, 0] = False`` and the image zeroed;
+* ``no_table``: ``modality_mask[:, 1] = False`` and every clinical / omics value marked missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from clinfusion.datasets.batch import IMAGE, TABLE
+from clinfusion.downstream.task import LabelInfo, targets_from_cohort
+
+VARIANTS = ("all", "no_image", "no_table")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def apply_variant(batch: Dict[str, Any], variant: str) -> Dict[str, Any]:
+    """A shallow copy of ``batch`` with one modality removed (see module docstring)."""
+    if variant == "all":
+        return batch
+    out = dict(batch)
+    mask = batch["modality_mask"].clone()
+    if variant == "no_image":
+        mask[:, IMAGE] = False
+        out["image"] = torch.zeros_like(batch["image"])
+    elif variant == "no_table":
+        mask[:, TABLE] = False
+        for key in ("num", "omics"):
+            out[key] = torch.zeros_like(batch[key])
+            out[f"{key}_missing"] = torch.ones_like(batch[f"{key}_missing"])
+        out["cat"] = torch.zeros_like(batch["cat"])
+        out["cat_missing"] = torch.ones_like(batch["cat_missing"])
+    else:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    out["modality_mask"] = mask
+    return out
+
+
+def batch_to(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class _Indexed(Dataset):
+    """``(sample, cohort_row)`` so targets come from the cohort, not the sample dict."""
+
+    def __init__(self, base: Dataset, rows: np.ndarray) -> None:
+        self.base, self.rows = base, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Tuple[Dict[str, Any], int]:
+        return self.base[i], int(self.rows[i])
+
+
+class FinetuneData:
+    """Cohort + preprocessed arrays + label info, for one fine-tuning / evaluation run.
+
+    Args:
+        cohort: a loaded :class:`~clinfusion.datasets.cohort.Cohort`.
+        preprocessor: a fitted ``TabularPreprocessor`` (its transform is applied once here).
+        image_cfg: the run's ``ImageConfig``.
+        info: label description; None for unlabelled prediction.
+        batch_size, num_workers: loader settings (``finetune`` section).
+        device: where models run.
+        missing_features: ``error`` | ``missing`` for trained columns absent from the cohort
+            (default: the preprocessor's own setting).
+    """
+
+    def __init__(self, cohort: Any, preprocessor: Any, image_cfg: Any, info: Optional[LabelInfo],
+                 batch_size: int = 32, num_workers: int = 0, device: Optional[torch.device] = None,
+                 missing_features: Optional[str] = None) -> None:
+        self.cohort = cohort
+        self.preprocessor = preprocessor
+        self.arrays = preprocessor.transform(cohort, missing_features)
+        self.image_cfg = image_cfg
+        self.info = info
+        self.y = targets_from_cohort(cohort, info) if info is not None and cohort.labels is not None else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device or torch.device("cpu")
+        self.patients = np.asarray([str(p) for p in cohort.patients])
+        self.ids = np.asarray([str(i) for i in cohort.ids])
+        self._datasets: Dict[Tuple[int, ...], _Indexed] = {}
+        self._emb_cache: Dict[Tuple[int, Tuple[int, ...], str], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # ------------------------------------------------------------------ loaders
+    def loader(self, rows: np.ndarray, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        """Batches ``(batch_dict, rows [B])`` over cohort ``rows`` (datasets cached per row set,
+        so an image cache is filled once)."""
+        from clinfusion.datasets.dataset import CohortDataset, make_loader
+
+        rows = np.asarray(rows, dtype=np.int64)
+        key = tuple(rows.tolist())
+        if key not in self._datasets:
+            self._datasets[key] = _Indexed(CohortDataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
+        return make_loader(self._datasets[key], self.batch_size, shuffle, num_workers=self.num_workers, seed=seed)
+
+    def batches(self, rows: np.ndarray, variant: str = "all", shuffle: bool = False,
+                seed: int = 0) -> Iterator[Tuple[Dict[str, Any], np.ndarray]]:
+        """Device batches with ``variant`` applied, and their cohort rows."""
+        for batch, idx in self.loader(rows, shuffle=shuffle, seed=seed):
+            yield apply_variant(batch_to(batch, self.device), variant), idx.numpy()
+
+    # ------------------------------------------------------------------ embeddings
+    @torch.no_grad()
+    def embed(self, model: torch.nn.Module, rows: np.ndarray, variant: str = "all") -> np.ndarray:
+        """Fused embeddings ``[len(rows), D]`` from ``model(batch)["fused"]`` (eval mode), cached."""
+        key = (id(model), tuple(int(r) for r in rows), variant)
+        if key not in self._emb_cache:
+            was = model.training
+            model.eval()
+            out = [model(b)["fused"].float().cpu().numpy() for b, _ in self.batches(rows, variant)]
+            model.train(was)
+            self._emb_cache[key] = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        return self._emb_cache[key]
+
+    # ------------------------------------------------------------------ raw features
+    def raw_matrix(self, rows: np.ndarray, variant: str = "all") -> np.ndarray:
+        """Preprocessed clinical features ``[N, F_num + F_cat]`` float, NaN where missing.
+
+        Numeric columns are the scaled values, categorical columns the category index
+        (1..; 0 = unseen) for LightGBM's native categorical handling.
+        """
+        a = self.arrays
+        num = np.where(a["num_missing"][rows], np.nan, a["num"][rows]).astype(np.float64)
+        cat = np.where(a["cat_missing"][rows], np.nan, a["cat"][rows]).astype(np.float64)
+        out = np.concatenate([num, cat], axis=1)
+        if variant == "no_table":
+            out[:] = np.nan
+        return out
+
+    def raw_feature_names(self) -> list:
+        schema = self.preprocessor.schema
+        return list(schema.numeric) + list(schema.categorical)
+
+    def raw_frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """The cohort's own clinical columns for ``rows`` (a copy; categorical as str)."""
+        cols = list(self.cohort.numeric) + list(self.cohort.categorical)
+        frame = self.cohort.frame.iloc[rows][cols].copy()
+        for c in self.cohort.categorical:
+            frame[c] = frame[c].astype("string")
+        return frame.reset_index(drop=True)

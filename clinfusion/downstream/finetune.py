@@ -1,0 +1,276 @@
+"""``run_finetune``: heads + baselines on the same patient-grouped splits, evaluated with
+patient-bootstrap CIs, subgroups and missing-modality variants, written into a run dir.
+
+Outputs (see ``docs/ARCHITECTURE.md``): ``config.yaml``, ``splits.csv``, ``preprocessing.json``,
+``metrics.json`` (primary head = first of ``finetune.heads`` at label fraction 1.0, or the
+largest fraction), ``predictions.csv``, ``comparison.csv`` (model x label fraction),
+``classifier/`` (:mod:`clinfusion.downstream.io`), ``report.html``.
+
+With k-fold CV every (model, fraction) is scored on its pooled out-of-fold test
+predictions (threshold: mean of the per-fold validation thresholds), and comparison.csv /
+metrics.json add the mean and std of each metric across folds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clinfusion.config.schema import RunConfig
+from clinfusion.downstream.data import FinetuneData, resolve_device
+from clinfusion.downstream.evaluation import (evaluate_rows, json_safe, pick_threshold, predictions_frame,
+                                              summary_row)
+from clinfusion.downstream.folds import Fold, fraction_rows, make_folds
+from clinfusion.downstream.heads import BASELINES, HEADS, HeadContext, Predictor
+from clinfusion.downstream.io import CLASSIFIER_DIR, HEAD_META, META, check_run_dir
+from clinfusion.downstream.task import LabelInfo, labelled, targets_from_cohort
+from clinfusion.errors import ConfigError
+
+import clinfusion.downstream.baselines  # noqa: F401,E402  (registers the baselines)
+
+PRETRAINED_REQUIRED = (
+    ("config.yaml",), ("preprocessing.json",),
+    ("checkpoints/best/model.safetensors", "checkpoints/last/model.safetensors"),
+)
+COMPARISON_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "brier", "ece")
+
+
+@dataclass
+class Base:
+    """What the run starts from: the effective config, and the pretrained parts (or None)."""
+
+    cfg: RunConfig
+    preprocessor: Any = None
+    model: Optional[torch.nn.Module] = None
+
+
+def load_base(cfg: RunConfig, pretrained: Optional[str]) -> Base:
+    """Pretrained run -> its preprocessing and model; its ``model`` / ``image`` sections win."""
+    if pretrained is None:
+        return Base(cfg.model_copy(deep=True))
+    check_run_dir(pretrained, PRETRAINED_REQUIRED, "pretrained")
+    from clinfusion.models.io import load_pretrained
+
+    p_cfg, pre, model = load_pretrained(pretrained)
+    eff = cfg.model_copy(deep=True)
+    eff.model = p_cfg.model.model_copy(deep=True)
+    eff.image = p_cfg.image.model_copy(update={"cache": cfg.image.cache, "cache_dir": cfg.image.cache_dir})
+    return Base(eff, pre, model)
+
+
+class Stored(Predictor):
+    """Out-of-fold probabilities collected per variant, replayed for pooled evaluation."""
+
+    def __init__(self, name: str, n_rows: int, k: int, variants: bool) -> None:
+        self.name, self.variants, self.k, self.n = name, variants, k, n_rows
+        self.probs: Dict[str, np.ndarray] = {}
+
+    def put(self, variant: str, rows: np.ndarray, p: np.ndarray) -> None:
+        self.probs.setdefault(variant, np.full((self.n, self.k), np.nan))[rows] = p
+
+    def predict(self, data: FinetuneData, rows: np.ndarray, variant: str = "all") -> np.ndarray:
+        return self.probs[variant][rows]
+
+
+@dataclass
+class Collected:
+    """Everything one (model, label fraction) produced over the folds."""
+
+    stored: Stored
+    thresholds: List[Any] = field(default_factory=list)
+    fold_metrics: List[Dict[str, float]] = field(default_factory=list)
+    n_train: List[int] = field(default_factory=list)
+    test_rows: List[np.ndarray] = field(default_factory=list)
+    fold_of_row: Dict[int, str] = field(default_factory=dict)
+
+    def threshold(self) -> Any:
+        ts = [t for t in self.thresholds if t is not None]
+        if not ts:
+            return None
+        return float(np.mean(ts)) if np.isscalar(ts[0]) else list(np.mean(np.asarray(ts, float), axis=0))
+
+
+def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: torch.device) -> Tuple[FinetuneData, HeadContext]:
+    from clinfusion.datasets.preprocess import TabularPreprocessor
+    from clinfusion.encoders.image import create_image_encoder
+    from clinfusion.models.io import build_model
+
+    cfg = base.cfg
+    pre = base.preprocessor
+    if pre is None:
+        pre = TabularPreprocessor(cfg.cohort).fit(cohort, fold.train)
+    scratch = cfg.model_copy(deep=True)  # from scratch: no image weights file either
+    scratch.model.image_encoder = scratch.model.image_encoder.model_copy(update={"weights": None})
+
+    def build(run_cfg: RunConfig) -> torch.nn.Module:
+        torch.manual_seed(cfg.seed)
+        return build_model(run_cfg, pre.schema).to(device)
+
+    def new_model() -> torch.nn.Module:
+        return build(scratch)
+
+    def new_image_encoder() -> torch.nn.Module:
+        torch.manual_seed(cfg.seed)
+        img = cfg.image
+        return create_image_encoder(scratch.model.image_encoder, img.spatial_dims, img.channels, img.size).to(device)
+
+    encoder = (base.model if base.model is not None else build(cfg)).to(device).eval()
+    data = FinetuneData(cohort, pre, cfg.image, info, cfg.finetune.batch_size, cfg.finetune.num_workers, device)
+    ctx = HeadContext(data, info, cfg.finetune, fold.train, fold.val, encoder, new_model, new_image_encoder, cfg.seed)
+    return data, ctx
+
+
+def _save_head(pred: Predictor, run_dir: Path, threshold: Any) -> None:
+    d = run_dir / CLASSIFIER_DIR / pred.name
+    d.mkdir(parents=True, exist_ok=True)
+    meta = pred.save(d)
+    meta["threshold"] = threshold
+    (d / HEAD_META).write_text(json.dumps(meta, indent=2))
+
+
+def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int, device: torch.device,
+              collected: Dict[Tuple[str, float], Collected], run_dir: Path, primary: Tuple[str, float],
+              log: Callable[[str], None]) -> FinetuneData:
+    """Train and test every head and baseline at every label fraction on one fold."""
+    cfg = base.cfg
+    data, ctx0 = _fold_setup(base, cohort, info, fold, device)
+    names = [(h, HEADS) for h in cfg.finetune.heads] + [(b, BASELINES) for b in cfg.finetune.baselines]
+    for fraction in cfg.finetune.label_fractions:
+        train = fraction_rows(cohort, fold.train, info, data.y, fraction, cfg.seed + fold_i)
+        ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train})
+        for name, registry in names:
+            torch.manual_seed(cfg.seed)
+            t0 = time.perf_counter()
+            pred = registry.get(name)(ctx)
+            pred.name = name
+            thr = pick_threshold(pred, data, fold.val, info, cfg.evaluation.threshold)
+            fold_metrics, probs = evaluate_rows(pred, data, fold.test, info, thr,
+                                                cfg.evaluation.model_copy(update={"bootstrap": 0}), full=False)
+            key = (name, fraction)
+            col = collected.setdefault(key, Collected(Stored(name, len(data), probs.shape[1], pred.variants)))
+            col.stored.put("all", fold.test, probs)
+            if key == primary and cfg.evaluation.missing_modality and pred.variants:
+                for variant in ("no_image", "no_table"):
+                    col.stored.put(variant, fold.test, pred.predict(data, fold.test, variant))
+            col.thresholds.append(thr)
+            col.fold_metrics.append(fold_metrics)
+            col.n_train.append(len(train))
+            col.test_rows.append(fold.test)
+            col.fold_of_row.update({int(r): fold.name for r in fold.test})
+            if fold_i == 0 and fraction == primary[1] and registry is HEADS:
+                _save_head(pred, run_dir, thr)
+            log(f"{fold.name} fraction {fraction:g}: {name:<14} {len(train)} training rows, "
+                f"test AUROC {fold_metrics.get('auroc', float('nan')):.3f} ({time.perf_counter() - t0:.1f} s)")
+    return data
+
+
+def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData, info: LabelInfo,
+               cfg: RunConfig, primary: Tuple[str, float], cv: bool):
+    """Pooled scoring -> (metrics.json dict, comparison frame, predictions frame)."""
+    rows_out, metrics, preds = [], {}, None
+    for (name, fraction), col in collected.items():
+        rows = np.concatenate(col.test_rows)
+        is_primary = (name, fraction) == primary
+        m, probs = evaluate_rows(col.stored, data, rows, info, col.threshold(), cfg.evaluation, cfg.seed,
+                                 full=is_primary)
+        row = {"model": name, "kind": "head" if name in cfg.finetune.heads else "baseline",
+               "label_fraction": fraction, **summary_row(m), "n_train": float(np.mean(col.n_train))}
+        if cv:
+            row["n_folds"] = len(col.fold_metrics)
+            for k in COMPARISON_METRICS:
+                vals = [fm.get(k, np.nan) for fm in col.fold_metrics]
+                row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = float(np.nanmean(vals)), float(np.nanstd(vals))
+        rows_out.append(row)
+        if is_primary:
+            metrics = dict(m)
+            metrics["threshold"] = col.threshold() if np.isscalar(col.threshold()) else float("nan")
+            if cv:
+                metrics.update({f"cv/{k}_{s}": row[f"{k}_fold_{s}"] for k in COMPARISON_METRICS
+                                for s in ("mean", "std")})
+            extra = {"fold": [col.fold_of_row[int(r)] for r in rows]} if cv else None
+            preds = predictions_frame(data, rows, probs, info, extra)
+    order = {n: i for i, n in enumerate(list(cfg.finetune.heads) + list(cfg.finetune.baselines))}
+    comparison = pd.DataFrame(rows_out)
+    comparison = comparison.sort_values(["model", "label_fraction"], key=lambda c: c.map(order) if c.name == "model"
+                                        else c, kind="stable").reset_index(drop=True)
+    return metrics, comparison, preds
+
+
+def format_comparison(comparison: pd.DataFrame) -> str:
+    """A compact text table: model, fraction, AUROC [95% CI], AUPRC."""
+    lines = [f"{'model':<16}{'fraction':>9}  {'AUROC [CI]':<24}{'AUPRC':>7}"]
+    for _, r in comparison.iterrows():
+        ci = f"{r['auroc']:.3f} [{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]"
+        lines.append(f"{r['model']:<16}{r['label_fraction']:>9g}  {ci:<24}{r['auprc']:>7.3f}")
+    return "\n".join(lines)
+
+
+def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
+                 show: bool = True) -> Path:
+    """Fine-tune heads and baselines and write the run directory; returns its path.
+
+    ``show``: print one progress line per trained model and the comparison table at the end.
+
+    Raises:
+        RunDirError: ``out_dir`` exists without ``overwrite``, or ``pretrained`` is incomplete.
+        ConfigError: no head, an unknown head / baseline name, an unknown ``finetune.freeze`` module.
+        DataError / ConfigError: unusable cohort, empty split, a label fraction leaving a class empty.
+    """
+    from clinfusion.config import save_config
+    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.training.rundir import prepare_run_dir
+
+    if not cfg.finetune.heads:
+        raise ConfigError("finetune.heads is empty: name at least one of " + ", ".join(HEADS.names()))
+    base = load_base(cfg, pretrained)
+    for name in cfg.finetune.heads:
+        HEADS.get(name)
+    for name in cfg.finetune.baselines:
+        BASELINES.get(name)
+    cohort = load_cohort(base.cfg.cohort, require_labels=True)
+    info = LabelInfo.from_spec(cohort.labels)
+    y = targets_from_cohort(cohort, info)
+    rows = np.flatnonzero(labelled(y, info.task))
+    folds, split_names = make_folds(cohort, rows, info, base.cfg.split, base.cfg.cohort, base.cfg.finetune,
+                                    base.cfg.seed)
+    run_dir = Path(prepare_run_dir(out_dir, overwrite))
+    save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run
+    device = resolve_device(cfg.device)
+    fractions = base.cfg.finetune.label_fractions
+    primary = (base.cfg.finetune.heads[0], 1.0 if 1.0 in fractions else max(fractions))
+    collected: Dict[Tuple[str, float], Collected] = {}
+    first_data = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for i, fold in enumerate(folds):
+            data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, primary,
+                             log=(lambda m: print(m, flush=True)) if show else (lambda m: None))
+            if i == 0:
+                first_data = data
+                first_data.preprocessor.save(run_dir / "preprocessing.json")
+    metrics, comparison, preds = _summaries(collected, first_data, info, base.cfg, primary, len(folds) > 1)
+
+    from clinfusion.datasets.splits import save_splits
+
+    save_splits(run_dir / "splits.csv", first_data.ids[rows], first_data.patients[rows], split_names)
+    (run_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
+    preds.to_csv(run_dir / "predictions.csv", index=False)
+    comparison.to_csv(run_dir / "comparison.csv", index=False)
+    meta = {"primary": primary[0], "heads": list(base.cfg.finetune.heads), "label": info.to_dict(),
+            "spatial_dims": base.cfg.image.spatial_dims, "in_channels": base.cfg.image.channels,
+            "pretrained": str(pretrained) if pretrained else None}
+    (run_dir / CLASSIFIER_DIR / META).write_text(json.dumps(meta, indent=2))
+    from clinfusion.downstream.report import finetune_report
+
+    finetune_report(run_dir, cohort, info, folds, metrics, comparison, preds, base.cfg, primary[0])
+    if show:
+        print(format_comparison(comparison))
+    return run_dir

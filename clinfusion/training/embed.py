@@ -1,0 +1,60 @@
+"""``run_embed(run_dir, table, out_file)``: embeddings of a cohort with a pretrained run.
+
+Writes Parquet, one row per sample: ``id``, ``patient``, ``image_emb`` (list of ``Di``
+floats, null without an image), ``table_emb`` (``Dt``, null without table values),
+``fused_emb`` (``F``; missing modalities use the fusion's learned placeholders). The
+table is preprocessed with the run's stored ``preprocessing.json`` (never refitted).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from clinfusion.errors import DataError
+
+
+def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | os.PathLike,
+              device: str = "auto", batch_size: int = 64) -> Path:
+    """Embed ``table`` (default: the run's own ``cohort.table``) into ``out_file`` (Parquet).
+
+    Raises:
+        RunDirError: ``run_dir`` incomplete (lists what is missing).
+        DataError: unusable table/images (one line), or no row could be embedded.
+    """
+    import pandas as pd
+
+    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.datasets.dataset import CohortDataset, filter_readable_rows, make_loader
+    from clinfusion.models.io import load_pretrained
+    from clinfusion.training.distributed import resolve_device
+
+    cfg, pre, model = load_pretrained(run_dir)
+    dev = resolve_device(device if device != "auto" else cfg.device)
+    model = model.to(dev).eval()
+    cohort = load_cohort(cfg.cohort, table)
+    arrays = pre.transform(cohort, cfg.cohort.missing_features)
+    rows, _ = filter_readable_rows(cohort, range(len(cohort.ids)), cfg.image, cfg.cohort.on_bad_image)
+    if not rows:
+        raise DataError(f"{table or cfg.cohort.table}: no row left to embed (every image unreadable)")
+    ds = CohortDataset(cohort, arrays, rows, cfg.image.model_copy(update={"cache": "none"}))
+    cols: Dict[str, List] = {"id": [], "patient": [], "image_emb": [], "table_emb": [], "fused_emb": []}
+    with torch.no_grad():
+        for batch in make_loader(ds, batch_size, shuffle=False):
+            b = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            out = model(b)
+            mask = batch["modality_mask"].bool().numpy()
+            cols["id"] += list(batch["id"])
+            cols["patient"] += list(batch["patient"])
+            for key, emb, m in (("image_emb", out["image_emb"], mask[:, 0]), ("table_emb", out["table_emb"], mask[:, 1]),
+                                ("fused_emb", out["fused"], np.ones(len(mask), bool))):
+                arr = emb.float().cpu().numpy()
+                cols[key] += [arr[i].tolist() if m[i] else None for i in range(len(arr))]
+    out_path = Path(out_file)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(cols).to_parquet(out_path, index=False)
+    return out_path

@@ -1,0 +1,314 @@
+"""The training loop: optimisation, precision, accumulation, DDP, checkpoints, logging.
+
+``Trainer(task, cfg.pretrain, run_dir, device="auto", seed=0)`` trains any ``task``
+module whose ``forward(batch) -> {"loss": [], "<name>_loss": [] ...}`` (e.g.
+:class:`clinfusion.models.PretrainTask`; ``task.model`` holds the weights saved as
+``model.safetensors``, ``task.after_step()`` is called after each optimizer step).
+
+Reproducibility: the data order of epoch ``e`` depends only on ``(seed, e)`` (a fresh
+seeded loader / ``DistributedSampler.set_epoch`` per epoch). A checkpoint stores the
+step within the epoch; on resume the consumed batches are re-read (not trained on), so the
+views' random state matches too, and every RNG is restored before the next step: a run
+killed after a checkpoint and resumed ends with the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from clinfusion.config.schema import PretrainConfig
+from clinfusion.errors import TrainingError
+from clinfusion.training import distributed as D
+from clinfusion.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint, set_rng_state
+from clinfusion.training.logging import MetricsLogger
+from clinfusion.training.schedule import build_optimizer, build_scheduler, param_groups
+
+StepCallback = Callable[["Trainer"], None]
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epoch being run (0-based)
+    step: int = 0  # optimizer steps done in total
+    step_in_epoch: int = 0  # batches of `epoch` already consumed
+    best: float = math.inf  # lowest validation (or train) loss so far
+
+
+class _Window:
+    """Sums over the steps since the last log row."""
+
+    def __init__(self) -> None:
+        self.n, self.samples, self.data, self.compute = 0, 0, 0.0, 0.0
+        self.terms: Dict[str, float] = {}
+
+    def add(self, out: Dict[str, Tensor], samples: int, data_s: float, compute_s: float) -> None:
+        self.n += 1
+        self.samples += samples
+        self.data += data_s
+        self.compute += compute_s
+        for k, v in out.items():
+            if k.endswith("loss"):
+                self.terms[k] = self.terms.get(k, 0.0) + float(v.detach())
+
+    def values(self, lr: float) -> Dict[str, float]:
+        n = max(self.n, 1)
+        vals = {k: v / n for k, v in self.terms.items()}
+        vals.update(lr=lr, samples_per_s=self.samples / max(self.data + self.compute, 1e-9),
+                    data_wait_s=self.data / n, compute_s=self.compute / n)
+        return vals
+
+
+def move(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """Tensors of a batch dict to ``device`` (lists of ids stay)."""
+    nb = device.type == "cuda"
+    return {k: v.to(device, non_blocking=nb) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+class Trainer:
+    """Optimises ``task`` on a dataset; see the module docstring.
+
+    Args:
+        task: module with ``.model`` and ``forward(batch) -> {"loss", ...}``.
+        cfg: the ``pretrain`` section (epochs, batch size, lr, precision, accumulation, ...).
+        run_dir: receives ``checkpoints/``, ``metrics.csv``, ``tensorboard/``.
+        device: ``auto`` / ``cpu`` / ``cuda`` (the run config's ``device``).
+        seed: data order and views of epoch ``e`` derive from ``(seed, e)``.
+        step_callbacks: called with the trainer after every optimizer step (after any
+            checkpoint of that step).
+        epoch_end: called with ``(trainer, epoch)`` after each epoch's validation
+            (e.g. retrieval metrics), on every rank.
+    """
+
+    def __init__(self, task: nn.Module, cfg: PretrainConfig, run_dir: str | Path, device: str = "auto",
+                 seed: int = 0, step_callbacks: Sequence[StepCallback] = (),
+                 epoch_end: Optional[Callable[["Trainer", int], None]] = None) -> None:
+        self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
+        self.dist = D.setup_distributed(device)
+        self.device = self.dist.device
+        self.task = task.to(self.device)
+        if cfg.grad_checkpointing:
+            task.model.set_grad_checkpointing(True)
+        self.step_callbacks, self.epoch_end = list(step_callbacks), epoch_end
+        self.dtype = self._precision()
+        self.optimizer = build_optimizer(param_groups(task, cfg.weight_decay), cfg.lr)
+        self.scheduler: Any = None
+        self.progress = Progress()
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.logger: Optional[MetricsLogger] = None
+        self._resume_rng: Optional[Dict[str, Any]] = None
+        self.wrapped: nn.Module = task
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DDP(task, device_ids=ids, find_unused_parameters=True)
+
+    # ------------------------------------------------------------------ set-up
+    def _precision(self) -> Optional[torch.dtype]:
+        """bf16 autocast on CUDA (``auto``/``bf16``) or when asked for on CPU; else fp32 (None)."""
+        p = self.cfg.precision
+        if p == "bf16" or (p == "auto" and self.device.type == "cuda"):
+            return torch.bfloat16
+        return None
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def loader(self, ds: Dataset, epoch: int, train: bool) -> DataLoader:
+        """Loader whose order and views depend only on ``(seed, epoch)``."""
+        from clinfusion.datasets.dataset import make_loader
+
+        sampler = None
+        if self.dist.enabled:
+            sampler = DistributedSampler(ds, self.dist.world_size, self.dist.rank, shuffle=train, seed=self.seed,
+                                         drop_last=train)
+            sampler.set_epoch(epoch)
+        return make_loader(ds, self.cfg.batch_size, shuffle=train, num_workers=self.cfg.num_workers,
+                           pin_memory=self.cfg.pin_memory, persistent_workers=False,
+                           seed=self.seed * 100_003 + epoch + (0 if train else 50_000), drop_last=train,
+                           sampler=sampler)
+
+    def _steps_per_epoch(self, n_batches: int) -> int:
+        return math.ceil(n_batches / self.cfg.grad_accum)
+
+    def _resume(self) -> None:
+        path = resolve_checkpoint(self.ckpt_dir / "last")
+        if path is None:
+            if self.dist.is_main:
+                print(f"resume: no checkpoint in {self.ckpt_dir / 'last'}; starting from the beginning")
+            return
+        state = load_checkpoint(path, self.task.model, self.optimizer, self.scheduler, map_location=self.device)
+        extra = state["extra"]
+        if extra.get("task_state"):
+            self.task.load_state_dict(extra["task_state"], strict=False)
+        self.progress = Progress(state["epoch"], state["step"], int(extra.get("step_in_epoch", 0)),
+                                 float(extra.get("best", math.inf)))
+        self._resume_rng = state["rng"]
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, name: str) -> Path:
+        """Write ``checkpoints/<name>`` (rank 0) with the current progress."""
+        p = self.progress
+        task_state = {k: v for k, v in self.task.state_dict().items() if not k.startswith("model.")}
+        extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "task_state": task_state}
+        path = self.ckpt_dir / name
+        if self.dist.is_main:
+            save_checkpoint(path, self.task.model, self.optimizer, self.scheduler, None, p.step, p.epoch, extra)
+        D.barrier(self.dist)
+        return path
+
+    def _nan_error(self, loss: Tensor) -> TrainingError:
+        last = resolve_checkpoint(self.ckpt_dir / "last")
+        where = str(last) if last is not None else "none (no checkpoint was written yet)"
+        what = "NaN" if bool(torch.isnan(loss)) else "inf"
+        return TrainingError(f"loss became {what} at step {self.progress.step + 1} (epoch {self.progress.epoch}); "
+                             f"last good checkpoint: {where}; lower pretrain.lr or check the inputs")
+
+    # ------------------------------------------------------------------ loops
+    def fit(self, train_ds: Dataset, val_ds: Optional[Dataset] = None, resume: bool = False) -> Progress:
+        """Train for ``cfg.epochs`` epochs (continuing from ``checkpoints/last`` if ``resume``)."""
+        n_batches = len(self.loader(train_ds, 0, True))
+        if n_batches == 0:
+            raise TrainingError(f"no full training batch: {len(train_ds)} rows per process < pretrain.batch_size="
+                                f"{self.cfg.batch_size}; lower pretrain.batch_size")
+        per_epoch = self._steps_per_epoch(n_batches)
+        self.scheduler = build_scheduler(self.optimizer, int(round(self.cfg.warmup_epochs * per_epoch)),
+                                         per_epoch * self.cfg.epochs)
+        if resume:
+            self._resume()
+        self.logger = MetricsLogger(self.run_dir, self.dist.is_main, self.progress.step if resume else None)
+        try:
+            while self.progress.epoch < self.cfg.epochs:
+                self._train_epoch(self.loader(train_ds, self.progress.epoch, True))
+                self._end_epoch(val_ds)
+        finally:
+            self.logger.close()
+        return self.progress
+
+    def _batches(self, loader: DataLoader) -> Iterator[tuple]:
+        """``(index, batch, data_wait_s)``, skipping the batches a resumed checkpoint consumed."""
+        it = iter(loader)
+        skip = self.progress.step_in_epoch
+        for _ in range(skip):  # re-read, not trained on: keeps the views' random stream identical
+            next(it)
+        if self._resume_rng is not None:
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        i = skip
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            yield i, batch, time.perf_counter() - t0
+            i += 1
+
+    def _train_epoch(self, loader: DataLoader) -> None:
+        self.wrapped.train()
+        n, accum, window = len(loader), self.cfg.grad_accum, _Window()
+        bar = self._bar(n)
+        data_s = 0.0
+        for i, batch, wait in self._batches(loader):
+            t0 = time.perf_counter()
+            data_s += wait
+            group = (i // accum) * accum
+            last_micro = (i + 1 - group) == min(accum, n - group)
+            sync = contextlib.nullcontext() if (last_micro or not self.dist.enabled) else self.wrapped.no_sync()
+            with sync:
+                with self._autocast():
+                    out = self.wrapped(move(batch, self.device))
+                loss = out["loss"]
+                if D.any_rank(not bool(torch.isfinite(loss.detach())), self.dist):
+                    raise self._nan_error(loss.detach())
+                (loss / min(accum, n - group)).backward()
+            if last_micro:
+                self._optimizer_step(i + 1)
+                window.add(out, len(batch["id"]) * (i + 1 - group), data_s, time.perf_counter() - t0)
+                data_s = 0.0
+                if bar is not None:
+                    bar.update(i + 1 - group)
+                    bar.set_postfix(loss=f"{float(loss):.4f}", sps=f"{window.values(0)['samples_per_s']:.1f}")
+                if self.progress.step % self.cfg.log_every == 0:
+                    self.logger.log(self.progress.epoch, self.progress.step, "train", window.values(self._lr()))
+                    window = _Window()
+                self._after_step()
+        if window.n:
+            self.logger.log(self.progress.epoch, self.progress.step, "train", window.values(self._lr()))
+        if bar is not None:
+            bar.close()
+
+    def _optimizer_step(self, consumed: int) -> None:
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.task.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if hasattr(self.task, "after_step"):
+            self.task.after_step()
+        self.progress.step += 1
+        self.progress.step_in_epoch = consumed
+
+    def _after_step(self) -> None:
+        every = self.cfg.checkpoint_every_steps
+        if every and self.progress.step % every == 0:
+            self.save("last")
+        for cb in self.step_callbacks:
+            cb(self)
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _bar(self, n: int) -> Any:
+        if not (self.cfg.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=n, initial=self.progress.step_in_epoch, desc=f"epoch {self.progress.epoch + 1}/{self.cfg.epochs}",
+                    leave=False, dynamic_ncols=True)
+
+    @torch.no_grad()
+    def evaluate(self, ds: Dataset) -> Dict[str, float]:
+        """Mean loss terms over ``ds`` in eval mode (own RNG fork: training RNG untouched)."""
+        self.task.eval()
+        sums: Dict[str, float] = {}
+        n = 0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for batch in self.loader(ds, self.progress.epoch, False):
+                with self._autocast():
+                    out = self.task(move(batch, self.device))
+                b = len(batch["id"])
+                for k, v in out.items():
+                    if k.endswith("loss"):
+                        sums[k] = sums.get(k, 0.0) + float(v) * b
+                n += b
+        return {k: D.all_reduce_mean(v / max(n, 1), self.dist) for k, v in sums.items()}
+
+    def _end_epoch(self, val_ds: Optional[Dataset]) -> None:
+        p = self.progress
+        score = math.inf
+        if val_ds is not None and len(val_ds) > 1:
+            vals = self.evaluate(val_ds)
+            self.logger.log(p.epoch, p.step, "val", vals)
+            score = vals.get("loss", math.inf)
+        if self.epoch_end is not None:
+            self.epoch_end(self, p.epoch)
+        p.epoch, p.step_in_epoch = p.epoch + 1, 0
+        if score < p.best or math.isinf(score):  # no validation set: best = latest
+            p.best = min(p.best, score)
+            self.save("best")
+        if p.epoch % self.cfg.checkpoint_every == 0 or p.epoch == self.cfg.epochs:
+            self.save("last")

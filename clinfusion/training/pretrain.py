@@ -1,0 +1,168 @@
+"""``run_pretrain(cfg, out_dir)``: the whole self-supervised pretraining run.
+
+Cohort -> patient-grouped splits (``splits.csv``) -> preprocessing fitted on training rows
+(``preprocessing.json``) -> datasets with two image views -> :class:`MultimodalModel` +
+:class:`PretrainTask` -> :class:`Trainer` with image<->table retrieval on the validation
+rows after each ``retrieval_every`` epochs (``retrieval.csv``). Labels are read only to
+stratify the split; they never reach an encoder (the cohort's feature columns exclude them).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from clinfusion.config.schema import RunConfig
+from clinfusion.errors import ConfigError, DataError
+from clinfusion.training.retrieval import format_table, retrieval_table
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_run_splits(cfg: RunConfig, cohort: Any, run_dir: Path, resume: bool, write: bool = True) -> np.ndarray:
+    """'train'/'val'/'test' per cohort row: reused from ``splits.csv`` on resume, else the
+    cohort's split column (leakage-checked) or a new patient-grouped split; saved when ``write``
+    (rank 0; other ranks compute the same split from the seed)."""
+    from clinfusion.datasets.splits import check_given_split, load_splits, make_splits, save_splits
+
+    path = run_dir / "splits.csv"
+    if resume and path.is_file():
+        frame = load_splits(path)
+        if list(frame["id"]) != [str(i) for i in cohort.ids]:
+            raise DataError(f"{path}: ids differ from cohort.table {cohort.table!r}; resume with the same table "
+                            f"or start again with --overwrite")
+        return frame["split"].to_numpy(dtype=object)
+    if cfg.cohort.split_column:
+        splits = check_given_split(cohort.frame[cfg.cohort.split_column].tolist(), cohort.patients,
+                                   cfg.cohort.split_column)
+    else:
+        labels = getattr(cohort, "labels", None)
+        strat = cohort.label_index if labels is not None and labels.task != "multilabel" else None
+        splits = make_splits(cohort.patients, strat, cfg.split, cfg.seed)
+    if write:
+        save_splits(path, cohort.ids, cohort.patients, splits)
+    return np.asarray(splits, dtype=object)
+
+
+def _check_batch_size(cfg: RunConfig, n_train: int) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if n_train < cfg.pretrain.batch_size * world:
+        per = f" x {world} processes" if world > 1 else ""
+        raise ConfigError(f"pretrain.batch_size={cfg.pretrain.batch_size}{per} is larger than the training set "
+                          f"({n_train} rows): lower pretrain.batch_size to at most {max(2, n_train // world)}")
+
+
+def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = True) -> Tuple[Any, Any, Any, Any]:
+    """``(cohort, preprocessor, train_ds, val_ds)``; writes splits.csv and preprocessing.json
+    when ``write``."""
+    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.datasets.dataset import CohortDataset, filter_readable_rows
+    from clinfusion.datasets.preprocess import TabularPreprocessor
+
+    cohort = load_cohort(cfg.cohort)
+    splits = make_run_splits(cfg, cohort, run_dir, resume, write)
+    policy = cfg.cohort.on_bad_image
+    train_rows, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "train"), cfg.image, policy)
+    val_rows, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "val"), cfg.image, policy)
+    _check_batch_size(cfg, len(train_rows))
+    pre_path = run_dir / "preprocessing.json"
+    if resume and pre_path.is_file():
+        pre = TabularPreprocessor.load(pre_path)
+    else:
+        pre = TabularPreprocessor(cfg.cohort).fit(cohort, np.asarray(train_rows))
+        if write:
+            pre.save(pre_path)
+    arrays = pre.transform(cohort)
+    views = cfg.pretrain.losses.simclr > 0 or cfg.pretrain.losses.byol > 0
+    train = CohortDataset(cohort, arrays, train_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed)
+    val = CohortDataset(cohort, arrays, val_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed + 1)
+    return cohort, pre, train, val
+
+
+@torch.no_grad()
+def embed_pairs(model: Any, loader: Any, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``image_proj``, ``table_proj`` ``[N, P]`` of the rows having both modalities."""
+    model.eval()
+    imgs, tabs = [], []
+    for batch in loader:
+        both = batch["modality_mask"].bool().all(dim=1)
+        if not bool(both.any()):
+            continue
+        b = {k: v[both].to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        out = model(b)
+        imgs.append(out["image_proj"].float().cpu())
+        tabs.append(out["table_proj"].float().cpu())
+    if not imgs:
+        return torch.zeros(0, 1), torch.zeros(0, 1)
+    return torch.cat(imgs), torch.cat(tabs)
+
+
+class RetrievalLogger:
+    """``epoch_end`` callback: retrieval on the validation rows -> ``retrieval.csv`` (rank 0)."""
+
+    def __init__(self, val_ds: Any, run_dir: Path, every: int, epochs: int) -> None:
+        self.val_ds, self.path, self.every, self.epochs = val_ds, run_dir / "retrieval.csv", every, epochs
+        self.last: List[Dict[str, Any]] = []
+
+    def __call__(self, trainer: Any, epoch: int) -> None:
+        if not trainer.dist.is_main or len(self.val_ds) == 0:
+            return
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            return
+        img, tab = embed_pairs(trainer.task.model, trainer.loader(self.val_ds, epoch, False), trainer.device)
+        if img.shape[0] < 2:
+            return
+        self.last = [{"epoch": epoch + 1, **r} for r in retrieval_table(img, tab)]
+        new = not self.path.is_file()
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, ["epoch", "direction", "k", "recall", "chance", "n"])
+            if new:
+                w.writeheader()
+            w.writerows(self.last)
+
+
+def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> Path:
+    """Pretrain on ``cfg`` into ``out_dir``; returns the run directory.
+
+    Raises:
+        RunDirError: ``out_dir`` exists without ``overwrite``/``resume``.
+        ConfigError: ``pretrain.batch_size`` larger than the training set (names both).
+        DataError: unusable cohort or images (one line from the data layer).
+        TrainingError: the loss became NaN (names the step and the last good checkpoint).
+    """
+    from clinfusion.config import save_config
+    from clinfusion.models.io import build_model
+    from clinfusion.models.pretrain_task import PretrainTask
+    from clinfusion.training.engine import Trainer
+    from clinfusion.training.rundir import prepare_run_dir
+
+    from clinfusion.training.distributed import barrier, setup_distributed
+
+    dist = setup_distributed(cfg.device)  # no-op outside torchrun
+    run_dir = Path(out_dir)
+    if dist.is_main:
+        run_dir = prepare_run_dir(out_dir, overwrite, resume)
+    barrier(dist)
+    seed_everything(cfg.seed)
+    cohort, pre, train_ds, val_ds = build_datasets(cfg, run_dir, resume, write=dist.is_main)
+    if dist.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    model = build_model(cfg, pre.schema)
+    task = PretrainTask(model, cfg.pretrain, cfg.model.modality_dropout)
+    retrieval = RetrievalLogger(val_ds, run_dir, cfg.pretrain.retrieval_every, cfg.pretrain.epochs)
+    trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed, epoch_end=retrieval)
+    trainer.fit(train_ds, val_ds, resume=resume)
+    if trainer.dist.is_main and retrieval.last:
+        print(f"retrieval on {retrieval.last[0]['n']} validation pairs (epoch {retrieval.last[0]['epoch']}):")
+        print(format_table(retrieval.last))
+    return run_dir

@@ -1,0 +1,59 @@
+"""Cross-modal retrieval on held-out embeddings: image->table and table->image recall@k.
+
+For ``N`` held-out pairs (both modalities present), the similarity ``S = img @ tab.T``
+``[N, N]`` of L2-normalised projections ranks, for each image, all tables; recall@k is the
+share of images whose own table is among the top ``k`` (ties counted pessimistically).
+The chance level for random embeddings is ``k / N`` and is reported beside each value.
+As in CLIP's zero-shot retrieval evaluation (Radford et al. 2021).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KS = (1, 5, 10)
+
+
+def recall_at_k(sim: Tensor, ks: Sequence[int] = KS) -> Dict[int, float]:
+    """Row-wise recall@k of the diagonal in ``sim [N, N]`` (query rows, candidate columns).
+
+    The rank of row ``i``'s match is the number of candidates scoring ``>=`` ``sim[i, i]``
+    other than itself (pessimistic ties); hit@k when that rank is ``< k``.
+    """
+    if sim.dim() != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"recall_at_k expects a square similarity matrix; got {tuple(sim.shape)}")
+    diag = sim.diagonal().unsqueeze(1)
+    rank = (sim >= diag).sum(dim=1) - 1  # [N]
+    return {k: int((rank < k).sum()) / len(rank) for k in ks}
+
+
+def retrieval_table(image_proj: Tensor, table_proj: Tensor, ks: Sequence[int] = KS) -> List[Dict[str, float]]:
+    """Rows ``{direction, k, recall, chance, n}`` for both directions.
+
+    Args:
+        image_proj, table_proj: ``[N, P]`` paired projections (row ``i`` = one sample).
+    """
+    if image_proj.shape != table_proj.shape or image_proj.dim() != 2:
+        raise ValueError(f"retrieval expects paired [N, P] embeddings; got {tuple(image_proj.shape)} "
+                         f"and {tuple(table_proj.shape)}")
+    n = image_proj.shape[0]
+    sim = F.normalize(image_proj.float(), dim=-1) @ F.normalize(table_proj.float(), dim=-1).T
+    rows: List[Dict[str, float]] = []
+    for direction, s in (("image_to_table", sim), ("table_to_image", sim.T)):
+        rec = recall_at_k(s, ks) if n else {k: float("nan") for k in ks}
+        for k in ks:
+            rows.append({"direction": direction, "k": k, "recall": rec[k], "chance": min(1.0, k / n) if n else float("nan"),
+                         "n": n})
+    return rows
+
+
+def format_table(rows: List[Dict[str, float]]) -> str:
+    """Human-readable retrieval table (printed at the end of pretraining)."""
+    lines = [f"{'direction':<16}{'k':>4}{'recall':>9}{'chance':>9}{'n':>6}"]
+    for r in rows:
+        lines.append(f"{r['direction']:<16}{r['k']:>4}{r['recall']:>9.3f}{r['chance']:>9.3f}{r['n']:>6}")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Run directories: create, refuse to clobber, allow ``--resume``.
+
+Layout (see ``docs/ARCHITECTURE.md``): ``config.yaml``, ``splits.csv``,
+``preprocessing.json``, ``checkpoints/{last,best}/``, ``metrics.csv``, ``retrieval.csv``,
+``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from clinfusion.errors import RunDirError
+
+RUN_MARKER = "config.yaml"  # a folder holding this is a clinfusion run (safe to replace)
+
+
+def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
+    """Create ``path`` (parents too) for a new run and return it.
+
+    * absent or empty folder: created / used;
+    * existing non-empty folder: ``resume=True`` keeps it as is (the caller continues from
+      its checkpoint), ``overwrite=True`` deletes it first (only when it is a clinfusion run
+      directory, i.e. holds ``config.yaml``, so a mistyped ``--out`` never wipes other files);
+      neither: :class:`RunDirError`.
+
+    Raises:
+        RunDirError: exists without ``--overwrite``/``--resume``; both flags given; the path
+            is a file; ``--overwrite`` on a folder that is not a run directory.
+    """
+    p = Path(path)
+    if overwrite and resume:
+        raise RunDirError(f"run directory {str(p)!r}: pass either --overwrite or --resume, not both")
+    if p.exists() and not p.is_dir():
+        raise RunDirError(f"run directory {str(p)!r} is a file: choose another output folder")
+    if p.is_dir() and any(p.iterdir()):
+        if resume:
+            return p
+        if not overwrite:
+            raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it or --resume to continue")
+        if not (p / RUN_MARKER).is_file():
+            raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {RUN_MARKER}): "
+                              f"refusing to delete it with --overwrite; choose another output folder")
+        shutil.rmtree(p)
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,84 @@
+"""External evaluation and prediction with a fine-tuned run's stored preprocessing."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinfusion.errors import DataError
+
+
+def _copy_table(synth, tmp_path, edit):
+    frame = pd.read_csv(synth.table)
+    frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]  # absolute: table moves
+    frame = edit(frame.copy())
+    path = tmp_path / "external.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_evaluate_counts_unseen_categories(finetuned, synth, tmp_path):
+    from clinfusion.downstream.evaluate import run_evaluate
+
+    def edit(f):
+        f.loc[:4, "site"] = "<script>alert(1)</script>"
+        return f
+
+    run_dir, _ = finetuned
+    out = run_evaluate(run_dir, _copy_table(synth, tmp_path, edit), tmp_path / "eval")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["unseen_categories/site"] == 5
+    assert metrics["n"] == len(pd.read_csv(synth.table))
+    for key in ("auroc", "auroc_ci_low", "no_image/auroc", "no_table/auroc", "subgroup/sex=M/auroc"):
+        assert key in metrics
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == metrics["n"] and {"prob_0", "prob_1", "label"} <= set(preds.columns)
+    html = (out / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "unseen" in html.lower()
+
+
+def test_evaluate_missing_feature_columns_are_listed(finetuned, synth, tmp_path):
+    from clinfusion.downstream.evaluate import run_evaluate
+
+    table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["marker", "sex"]))
+    with pytest.raises(DataError, match=r"external.csv: trained feature column\(s\) 'marker', 'sex' are missing.*"
+                                        r"cohort.missing_features=missing"):
+        run_evaluate(finetuned[0], table, tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_labels_outside_trained_classes(finetuned, synth, tmp_path):
+    from clinfusion.downstream.evaluate import run_evaluate
+
+    def edit(f):
+        f.loc[0, "label"] = 7
+        f.loc[1, "label"] = 9
+        return f
+
+    with pytest.raises(DataError, match=r"label column 'label' has value\(s\) '7', '9' outside the trained classes"):
+        run_evaluate(finetuned[0], _copy_table(synth, tmp_path, edit), tmp_path / "eval")
+
+
+def test_predict_unlabelled_rows(finetuned, synth, tmp_path):
+    from clinfusion.downstream.predict import run_predict
+
+    table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["label"]).iloc[:10])
+    out = run_predict(finetuned[0], table, tmp_path / "p.csv")
+    preds = pd.read_csv(out)
+    assert len(preds) == 10 and list(preds.columns) == ["id", "patient", "prob_0", "prob_1", "predicted"]
+    meta = json.loads((finetuned[0] / "classifier" / "linear" / "head.json").read_text())
+    expected = np.where(preds["prob_1"] >= meta["threshold"], 1, 0)
+    assert (preds["predicted"].to_numpy() == expected).all()
+    # the input table was not modified
+    assert "label" not in pd.read_csv(table).columns
+
+
+def test_evaluate_missing_columns_as_missing_when_configured(finetuned, synth, tmp_path):
+    from clinfusion.downstream.evaluate import run_evaluate
+
+    table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["sex"]))
+    out = run_evaluate(finetuned[0], table, tmp_path / "eval", overrides=["cohort.missing_features=missing"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == len(pd.read_csv(table)) and 0.0 <= metrics["auroc"] <= 1.0
+    assert not any(k.startswith("subgroup/sex=") for k in metrics)  # the column is gone

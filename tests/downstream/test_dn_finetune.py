@@ -1,0 +1,134 @@
+"""run_finetune end-to-end on the synthetic cohort: outputs, heads, CV, bad inputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinfusion.errors import DataError, RunDirError
+
+
+def test_run_dir_outputs(finetuned):
+    run, cfg = finetuned
+    for name in ("config.yaml", "splits.csv", "preprocessing.json", "metrics.json", "predictions.csv",
+                 "comparison.csv", "report.html", "classifier/meta.json"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ece", "sensitivity",
+                "no_image/auroc", "no_table/auroc", "no_image/auroc_ci_low", "subgroup/sex=F/auroc",
+                "subgroup/sex=F/n", "subgroup/age=<50/n", "subgroup_gap/sex/accuracy"):
+        assert key in metrics, key
+    assert metrics["auroc_ci_low"] <= metrics["auroc"] <= metrics["auroc_ci_high"]
+    splits = pd.read_csv(run / "splits.csv")
+    test_rows = splits[splits["split"] == "test"]
+    # no patient in two splits
+    assert splits.groupby("patient")["split"].nunique().max() == 1
+    preds = pd.read_csv(run / "predictions.csv")
+    assert sorted(preds["id"]) == sorted(test_rows["id"])
+    assert list(preds.columns[:5]) == ["id", "patient", "label", "prob_0", "prob_1"]
+    assert np.allclose(preds["prob_0"] + preds["prob_1"], 1.0)
+    # the metrics are those of predictions.csv (primary head, all modalities)
+    from sklearn.metrics import roc_auc_score
+
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(preds["label"], preds["prob_1"]))
+
+
+def test_comparison_has_every_model_and_fraction(finetuned):
+    run, _ = finetuned
+    comp = pd.read_csv(run / "comparison.csv")
+    models = {"linear", "mlp", "full", "lightgbm", "tabular_lgbm", "image_only", "fused_scratch"}
+    assert set(comp["model"]) == models
+    assert len(comp) == len(models) * 2 and set(comp["label_fraction"]) == {0.6, 1.0}
+    for col in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "n_train"):
+        assert col in comp.columns
+    small = comp[comp["label_fraction"] == 0.6]["n_train"].iloc[0]
+    full = comp[comp["label_fraction"] == 1.0]["n_train"].iloc[0]
+    assert small < full
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp", "full", "lightgbm"])
+def test_saved_heads_reload_and_predict(finetuned, head):
+    from clinfusion.downstream.data import FinetuneData
+    from clinfusion.downstream.io import load_finetuned
+
+    run_dir, _ = finetuned
+    run = load_finetuned(run_dir, head=head)
+    assert run.head == head and run.class_names == ["0", "1"]
+    assert (run.classifier is None) == (head == "lightgbm")
+    from clinfusion.datasets.cohort import load_cohort
+
+    cohort = load_cohort(run.cfg.cohort, require_labels=True)
+    data = FinetuneData(cohort, run.preprocessor, run.cfg.image, run.label, batch_size=8)
+    batch, _ = next(iter(data.loader(np.arange(8))))
+    p = run.predict_proba(batch)
+    assert p.shape == (8, 1) and np.all((p >= 0) & (p <= 1))
+    if head == "lightgbm":
+        X = run.features(batch)
+        assert X.shape == (8, len(run.feature_names))
+        assert run.feature_names[0] == "emb_0" and "raw_marker" in run.feature_names
+    if head == "linear":  # the reloaded primary head reproduces predictions.csv
+        preds = pd.read_csv(run_dir / "predictions.csv").set_index("id")
+        ids = [i for i in batch["id"] if i in preds.index]
+        rows = [list(batch["id"]).index(i) for i in ids]
+        assert np.allclose(p[rows, 0], preds.loc[ids, "prob_1"].to_numpy(), atol=1e-5)
+
+
+def test_cv_folds_by_patient(dn_cfg, tmp_path):
+    from clinfusion.downstream.finetune import run_finetune
+
+    cfg = dn_cfg("finetune.cv_folds=3", "finetune.heads=[linear]", "finetune.baselines=[tabular_lgbm]",
+                   "evaluation.missing_modality=false", "evaluation.subgroups=[]")
+    run = run_finetune(cfg, None, tmp_path / "cv", show=False)
+    splits = pd.read_csv(run / "splits.csv")
+    assert set(splits["split"]) == {"fold0", "fold1", "fold2"}
+    assert splits.groupby("patient")["split"].nunique().max() == 1
+    preds = pd.read_csv(run / "predictions.csv")
+    assert sorted(preds["id"]) == sorted(splits["id"])  # every labelled row tested exactly once
+    comp = pd.read_csv(run / "comparison.csv")
+    assert (comp["n_folds"] == 3).all() and {"auroc_fold_mean", "auroc_fold_std"} <= set(comp.columns)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "cv/auroc_mean" in metrics and metrics["cv/auroc_std"] >= 0
+
+
+def test_empty_class_label_fraction_is_a_clear_error(dn_cfg, synth, tmp_path):
+    from clinfusion.downstream.finetune import run_finetune
+
+    # positives only as the FIRST of two rows of 8 patients: every patient is mostly negative,
+    # so a small patient-level fraction keeps no positive row
+    frame = pd.read_csv(synth.table)
+    frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]
+    frame["label"] = 0
+    frame.loc[[2 * i for i in range(8)], "label"] = 1
+    table = tmp_path / "rare.csv"
+    frame.to_csv(table, index=False)
+    cfg = dn_cfg(f"cohort.table={table}", "finetune.label_fractions=[0.1]", "finetune.heads=[linear]",
+                 "finetune.baselines=[]")
+    with pytest.raises(DataError, match=r"label.fractions?.{0,2}0\.1.*leaves class"):
+        run_finetune(cfg, None, tmp_path / "frac", show=False)
+
+
+def test_incomplete_pretrained_dir_lists_missing(dn_cfg, tmp_path):
+    from clinfusion.downstream.finetune import run_finetune
+
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    (pre / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(RunDirError, match=r"incomplete: missing preprocessing.json, "
+                                          r"checkpoints/best/model.safetensors or checkpoints/last"):
+        run_finetune(dn_cfg(), str(pre), tmp_path / "out", show=False)
+
+
+def test_load_finetuned_names_missing_parts(finetuned, tmp_path):
+    import shutil
+
+    from clinfusion.downstream.io import load_finetuned
+
+    broken = tmp_path / "broken"
+    shutil.copytree(finetuned[0], broken)
+    with pytest.raises(RunDirError, match="no saved head 'xgboost'; saved: linear, mlp, full, lightgbm"):
+        load_finetuned(broken, head="xgboost")
+    (broken / "classifier" / "meta.json").unlink()
+    (broken / "preprocessing.json").unlink()
+    with pytest.raises(RunDirError, match=r"incomplete: missing preprocessing.json, classifier/meta.json"):
+        load_finetuned(broken)

@@ -1,0 +1,38 @@
+"""Full fine-tuning honours finetune.freeze; unknown module names are a clear error."""
+
+import pytest
+import torch
+
+from clinfusion.errors import ConfigError
+
+
+def test_full_head_freezes_named_modules(dn_cfg, tmp_path):
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.models.io import build_model
+
+    cfg = dn_cfg("finetune.heads=[full]", "finetune.baselines=[]", "finetune.freeze=[image_encoder]",
+                 "evaluation.bootstrap=0", "evaluation.subgroups=[]", "finetune.encoder_lr=0.01")
+    run = load_finetuned(run_finetune(cfg, None, tmp_path / "full", show=False))
+    torch.manual_seed(run.cfg.seed)
+    init = build_model(run.cfg, run.preprocessor.schema).state_dict()
+    trained = run.classifier.model.state_dict()
+    image_keys = [k for k in init if k.startswith("image_encoder.") and init[k].is_floating_point()]
+    table_keys = [k for k in init if k.startswith("table_encoder.") and init[k].is_floating_point()]
+    assert image_keys and table_keys
+    assert all(torch.equal(init[k], trained[k]) for k in image_keys if "running" not in k)
+    assert any(not torch.equal(init[k], trained[k]) for k in table_keys)
+
+
+def test_unknown_freeze_name_lists_modules():
+    from clinfusion.downstream.heads.full import apply_freeze
+
+    model = torch.nn.Sequential()
+    model.add_module("image_encoder", torch.nn.Linear(2, 2))
+    model.add_module("fusion", torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match=r"finetune.freeze: no module named 'imge_encoder'; "
+                                          r"top-level modules: fusion, image_encoder"):
+        apply_freeze(model, ["imge_encoder"])
+    apply_freeze(model, ["fusion"])
+    assert not any(p.requires_grad for p in model.fusion.parameters())
+    assert all(p.requires_grad for p in model.image_encoder.parameters())

@@ -1,0 +1,33 @@
+"""Fine-tuning from a real (tiny, 1-epoch) pretrained run reuses its preprocessing and encoder."""
+
+import json
+
+import pandas as pd
+import torch
+
+
+def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.models.io import load_pretrained
+    from clinfusion.training.pretrain import run_pretrain
+
+    pre_cfg = dn_cfg("pretrain.epochs=1", "pretrain.batch_size=16", "pretrain.progress=false",
+                     "pretrain.num_workers=0", "pretrain.persistent_workers=false", "pretrain.pin_memory=false")
+    pre_dir = run_pretrain(pre_cfg, tmp_path / "pre")
+    cfg = dn_cfg("finetune.heads=[linear, lightgbm]", "finetune.baselines=[tabular_lgbm]",
+                 "evaluation.bootstrap=10", "model.fusion.dim=8")  # fusion.dim comes from the pretrained run
+    run_dir = run_finetune(cfg, str(pre_dir), tmp_path / "ft", show=False)
+    assert json.loads((run_dir / "preprocessing.json").read_text()) == \
+        json.loads((pre_dir / "preprocessing.json").read_text())
+    meta = json.loads((run_dir / "classifier" / "meta.json").read_text())
+    assert meta["pretrained"] == str(pre_dir) and meta["primary"] == "linear"
+    run = load_finetuned(run_dir)
+    assert run.cfg.model.fusion.dim == 16
+    _, _, pretrained = load_pretrained(pre_dir)
+    # the linear probe keeps the pretrained encoder unchanged
+    ref = pretrained.state_dict()
+    got = run.classifier.model.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    comp = pd.read_csv(run_dir / "comparison.csv")
+    assert list(comp["model"]) == ["linear", "lightgbm", "tabular_lgbm"]

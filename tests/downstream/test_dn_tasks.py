@@ -1,0 +1,48 @@
+"""Multiclass and multi-label fine-tuning: heads train and predict with the right shapes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def task_table(synth, tmp_path_factory):
+    frame = pd.read_csv(synth.table)
+    frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]
+    frame["grade"] = np.digitize(frame["marker"], [-0.5, 0.5])  # 3 classes from a clinical column
+    frame["high"] = (frame["marker"] > 0).astype(int)
+    path = tmp_path_factory.mktemp("dn_tasks") / "tasks.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_heads_on_other_tasks(dn_cfg, task_table, tmp_path, task):
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.downstream.io import load_finetuned
+
+    label = "grade" if task == "multiclass" else "[label, high]"
+    exclude = "[label, high]" if task == "multiclass" else "[grade]"
+    cfg = dn_cfg(f"cohort.table={task_table}", f"cohort.label_column={label}", f"cohort.exclude={exclude}",
+                 "finetune.heads=[linear, lightgbm]", "finetune.baselines=[tabular_lgbm]",
+                 "evaluation.subgroups=[sex]", "finetune.lightgbm.with_raw_features=true")
+    run = run_finetune(cfg, None, tmp_path / task, show=False)
+    classes = ["0", "1", "2"] if task == "multiclass" else ["label", "high"]
+    preds = pd.read_csv(run / "predictions.csv")
+    probs = preds[[f"prob_{c}" for c in classes]].to_numpy()
+    assert probs.shape[1] == len(classes) and np.all((probs >= 0) & (probs <= 1))
+    if task == "multiclass":
+        assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+        assert set(preds["label"].astype(str)) <= set(classes)
+    else:
+        assert {"label_label", "label_high"} <= set(preds.columns)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["auroc"] <= 1.0 and "no_table/auroc" in metrics
+    comp = pd.read_csv(run / "comparison.csv").set_index("model")
+    # 'high' / 'grade' are functions of the marker column: the raw-feature trees find it
+    assert comp.loc["tabular_lgbm", "auroc"] > 0.75
+    lgb_run = load_finetuned(run, head="lightgbm")
+    assert len(lgb_run.boosters) == (2 if task == "multilabel" else 1)
+    assert lgb_run.label.classes == classes

@@ -1,0 +1,145 @@
+"""run_explain on a real fine-tuned run (synthetic cohort, tiny models, no pretraining)."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from clinfusion.errors import ConfigError, DataError, RunDirError
+from clinfusion.explain.run import run_explain
+
+TINY = [
+    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4",
+    "model.tabular_encoder.hidden_size=8", "model.tabular_encoder.num_layers=1",
+    "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=16",
+    "model.fusion.dim=8", "model.projection_dim=8",
+    "finetune.epochs=1", "finetune.batch_size=16", "finetune.mlp_hidden=8",
+    "finetune.heads=[lightgbm, full]", "finetune.baselines=[]", "finetune.label_fractions=[1.0]",
+    "finetune.lightgbm.n_estimators=10", "finetune.lightgbm.min_child_samples=3", "finetune.lightgbm.num_threads=1",
+    "split.val_fraction=0.25", "split.test_fraction=0.3", "evaluation.bootstrap=0",
+    "explain.ig_steps=4", "explain.faithfulness_steps=3", "explain.max_samples=3", "explain.batch_size=2",
+    "device=cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A fine-tuned run whose primary head is LightGBM (+ a neural 'full' head), and variants of it."""
+    from clinfusion.config import load_config
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+    from clinfusion.downstream.finetune import run_finetune
+
+    root = tmp_path_factory.mktemp("xp_e2e")
+    synth = make_synthetic_cohort(root / "cohort", n_patients=16, images_per_patient=2, size=16, seed=2,
+                                  missing_value_rate=0.15)
+    cfg = load_config(None, list(synth.overrides) + TINY)
+    lgbm = run_finetune(cfg, None, root / "ft", show=False)
+    neural = root / "ft_full"
+    shutil.copytree(lgbm, neural)
+    meta = json.loads((neural / "classifier" / "meta.json").read_text())
+    (neural / "classifier" / "meta.json").write_text(json.dumps(dict(meta, primary="full")))
+    only = root / "ft_lgbm_only"
+    shutil.copytree(lgbm, only)
+    (only / "classifier" / "meta.json").write_text(json.dumps(dict(meta, heads=["lightgbm"])))
+    return {"lgbm": lgbm, "neural": neural, "only": only, "root": root, "synth": synth}
+
+
+def test_neural_head_outputs(runs, tmp_path):
+    out = run_explain(runs["neural"], None, tmp_path / "xp")
+    splits = pd.read_csv(runs["neural"] / "splits.csv", dtype=str)
+    expected = splits.loc[splits["split"] == "test", "id"].tolist()[:3]
+    tab = pd.read_csv(out / "tabular.csv")
+    assert list(tab["id"]) == expected
+    assert {"marker", "age", "sex", "site", "marker__missing"} <= set(tab.columns)
+    cohort = pd.read_csv(runs["synth"].table).set_index("id")
+    for _, row in tab.iterrows():  # a value missing in the input is reported as missing
+        assert np.isnan(row["marker"]) == bool(row["marker__missing"]) == bool(pd.isna(cohort.loc[row["id"], "marker"]))
+    for sid in expected:
+        assert np.load(out / "maps" / f"{sid}.npy").shape == (16, 16)
+        assert np.load(out / "maps" / f"{sid}_original.npy").shape == (16, 16)
+        assert (out / "overlays" / f"{sid}.png").exists() and (out / "maps" / f"{sid}__gradcam.npy").exists()
+    share = pd.read_csv(out / "modality_share.csv")
+    assert list(share["id"]) == expected
+    faith = json.loads((out / "faithfulness.json").read_text())
+    assert {"image/integrated_gradients", "image/occlusion", "image/gradcam", "table",
+            "model_randomization"} <= set(faith)
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) == {"integrated_gradients", "occlusion", "gradcam", "tabular_ig", "feature_ablation"}
+    assert "report.html" in {p.name for p in out.iterdir()}
+    for name in ("global_features.csv", "global_features.png", "modality_summary.json", "tabular_feature_ablation.csv"):
+        assert (out / name).exists(), name
+
+
+def test_lightgbm_head_uses_treeshap_and_neural_maps(runs, tmp_path):
+    out = run_explain(runs["lgbm"], None, tmp_path / "xp", ids=None, methods=["integrated_gradients", "tabular_ig"])
+    tab = pd.read_csv(out / "tabular.csv")
+    assert "fused_embedding" in tab.columns and "marker" in tab.columns
+    html = (out / "report.html").read_text()
+    assert "TreeSHAP" in html and "image maps come from the run&#x27;s neural head" in html
+    assert len(list((out / "maps").glob("*.npy"))) >= 3
+
+
+def test_lightgbm_only_states_maps_unavailable(runs, tmp_path):
+    sid = pd.read_csv(runs["synth"].table)["id"][0]
+    out = run_explain(runs["only"], None, tmp_path / "xp", ids=[sid])
+    assert "image maps are unavailable for a LightGBM-only head" in (out / "report.html").read_text()
+    assert not (out / "maps").exists()
+    assert list(pd.read_csv(out / "tabular.csv")["id"]) == [sid]
+
+
+def test_bad_inputs(runs, tmp_path):
+    with pytest.raises(DataError, match=r"sample id\(s\) 'nope' are not in the cohort"):
+        run_explain(runs["neural"], None, tmp_path / "a", ids=["nope"])
+    with pytest.raises(ConfigError, match="unknown explain method.*'shap'.*valid methods are"):
+        run_explain(runs["neural"], None, tmp_path / "b", methods=["shap"])
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x.txt").write_text("keep")
+    with pytest.raises(RunDirError, match="already exists: pass --overwrite"):
+        run_explain(runs["neural"], None, tmp_path / "c")
+    assert (tmp_path / "c" / "x.txt").read_text() == "keep"
+    bad = tmp_path / "badlayer"
+    shutil.copytree(runs["neural"], bad)
+    conf = yaml.safe_load((bad / "config.yaml").read_text())
+    conf.setdefault("explain", {})["gradcam_layer"] = "layer9"
+    (bad / "config.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(ConfigError, match="explain.gradcam_layer='layer9' is not a layer.*features.2"):
+        run_explain(bad, None, tmp_path / "d")
+    with pytest.raises(ConfigError, match="explain.gradcam_layer='nope' is not a layer"):
+        run_explain(runs["neural"], None, tmp_path / "e", overrides=["explain.gradcam_layer=nope"])
+    with pytest.raises(ConfigError, match=r"override\(s\) 'seed=3' cannot change a fine-tuned run"):
+        run_explain(runs["neural"], None, tmp_path / "f", overrides=["seed=3"])
+
+
+def test_cli_explain(runs, tmp_path, capsys):
+    from clinfusion.cli.main import main
+
+    sid = pd.read_csv(runs["synth"].table)["id"][1]
+    rc = main(["explain", str(runs["neural"]), "--out", str(tmp_path / "cli"), "--ids", sid,
+               "--methods", "gradcam", "tabular_ig"])
+    assert rc == 0 and (tmp_path / "cli" / "report.html").exists()
+    assert list(pd.read_csv(tmp_path / "cli" / "tabular.csv")["id"]) == [sid]
+    assert main(["explain", str(runs["neural"]), "--out", str(tmp_path / "cli2"), "--ids", "missing_id"]) == 2
+    assert "'missing_id' are not in the cohort" in capsys.readouterr().err
+
+
+def test_3d_run_writes_nifti_with_original_affine(tmp_path):
+    import nibabel as nib
+
+    from clinfusion.config import load_config
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+    from clinfusion.downstream.finetune import run_finetune
+
+    synth = make_synthetic_cohort(tmp_path / "c3", n_patients=10, images_per_patient=2, spatial_dims=3, size=8, seed=1)
+    cfg = load_config(None, list(synth.overrides) + TINY + ["finetune.heads=[linear]"])
+    run = run_finetune(cfg, None, tmp_path / "ft3", show=False)
+    sid = pd.read_csv(synth.table)["id"][0]
+    out = run_explain(run, None, tmp_path / "xp3", ids=[sid], methods=["gradcam", "integrated_gradients"])
+    nii = nib.load(str(out / "maps" / f"{sid}.nii.gz"))
+    src = nib.load(str(synth.table.parent / "images" / f"{sid}.nii.gz"))
+    np.testing.assert_allclose(nii.affine, src.affine)
+    assert nii.shape == src.shape == (8, 8, 8)
+    assert np.load(out / "maps" / f"{sid}.npy").shape == (8, 8, 8)
+    assert (out / "overlays" / f"{sid}.png").exists()

@@ -1,0 +1,60 @@
+"""PretrainTask: weighted sum of the enabled terms, CLIP only over full pairs, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clinfusion.config.schema import LossWeights, PretrainConfig
+from clinfusion.errors import ConfigError
+from clinfusion.models import PretrainTask
+
+from conftest import fake_batch
+
+
+def test_loss_is_weighted_sum_of_enabled_terms(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=1.0, simclr=0.5, byol=0.0, scarf=0.25, masked_features=2.0))
+    task = PretrainTask(model, cfg, modality_dropout=0.0).train()
+    assert not hasattr(task, "byol_target")  # zero weight: not built
+    torch.manual_seed(0)
+    out = task(fake_batch())
+    assert set(out) == {"loss", "clip_loss", "simclr_loss", "scarf_loss", "masked_features_loss"}
+    expected = out["clip_loss"] + 0.5 * out["simclr_loss"] + 0.25 * out["scarf_loss"] + 2.0 * out["masked_features_loss"]
+    assert torch.allclose(out["loss"], expected)
+    out["loss"].backward()
+    for name in ("image_encoder", "table_encoder", "image_proj", "table_proj"):
+        grads = [p.grad for n, p in getattr(model, name).named_parameters() if "omics" not in n]  # no omics here
+        assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_clip_uses_only_rows_with_both_modalities(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=1.0, simclr=0.0, scarf=0.0))
+    task = PretrainTask(model, cfg).eval()
+    batch = fake_batch()
+    base = task(batch)["clip_loss"]
+    changed = dict(batch, image=batch["image"].clone())
+    changed["image"][1] = torch.rand(1, 16, 16)  # row 1 has no table: not a pair
+    assert torch.equal(task(changed)["clip_loss"], base)
+    changed["image"][2] = torch.rand(1, 16, 16)  # row 2 is a pair
+    assert not torch.equal(task(changed)["clip_loss"], base)
+
+
+def test_byol_target_follows_online_by_ema(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=0.0, simclr=0.0, byol=1.0, scarf=0.0))
+    task = PretrainTask(model, cfg)
+    before = next(task.byol_target.target.parameters()).clone()
+    with torch.no_grad():
+        for p in model.image_encoder.parameters():
+            p.add_(1.0)
+    task.after_step()
+    after = next(task.byol_target.target.parameters())
+    online = next(model.image_encoder.parameters())
+    decay = task.byol_target.decay
+    assert torch.allclose(after, decay * before + (1 - decay) * online, atol=1e-6)
+    assert "byol_loss" in task(fake_batch())
+
+
+def test_all_zero_weights_is_a_config_error(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=0.0, simclr=0.0, byol=0.0, scarf=0.0, masked_features=0.0))
+    with pytest.raises(ConfigError, match="pretrain.losses: every weight is 0"):
+        PretrainTask(model, cfg)

@@ -1,0 +1,69 @@
+"""``run_pretrain`` / ``run_embed`` end to end on the synthetic cohort (tiny models)."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+import pytest
+
+from clinfusion.errors import ConfigError, DataError, RunDirError
+from clinfusion.training.embed import run_embed
+from clinfusion.training.pretrain import run_pretrain
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def pretrained(synthetic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "run"
+    run_pretrain(tiny_config(synthetic), out)
+    return out
+
+
+def test_run_dir_contract(pretrained, synthetic):
+    for name in ("config.yaml", "splits.csv", "preprocessing.json", "metrics.csv", "retrieval.csv",
+                 "checkpoints/last/model.safetensors", "checkpoints/best/state.pt", "tensorboard"):
+        assert (pretrained / name).exists(), name
+    splits = pd.read_csv(pretrained / "splits.csv")
+    assert len(splits) == 40 and set(splits["split"]) == {"train", "val"}
+    assert splits.groupby("patient")["split"].nunique().max() == 1  # grouped by patient
+    rows = list(csv.DictReader(open(pretrained / "retrieval.csv")))
+    assert {r["epoch"] for r in rows} == {"1", "2"}
+    for r in rows:  # chance beside each recall, k / n
+        assert float(r["chance"]) == pytest.approx(min(1.0, int(r["k"]) / int(r["n"])))
+    import json
+
+    schema = json.loads((pretrained / "preprocessing.json").read_text())
+    assert "label" not in schema["numeric"] + schema["categorical"]  # labels never reach an encoder
+
+
+def test_existing_run_without_overwrite(pretrained, synthetic):
+    with pytest.raises(RunDirError, match="exists: pass --overwrite to replace it or --resume to continue"):
+        run_pretrain(tiny_config(synthetic), pretrained)
+
+
+def test_embed_parquet_one_row_per_sample(pretrained, synthetic, tmp_path):
+    out = run_embed(pretrained, None, tmp_path / "emb.parquet")
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["id", "patient", "image_emb", "table_emb", "fused_emb"]
+    assert len(frame) == 40 and frame["id"].is_unique
+    assert len(frame["fused_emb"].iloc[0]) == 16  # model.fusion.dim
+    assert len(frame["table_emb"].iloc[0]) == 16  # tabular hidden size
+    table = pd.read_csv(synthetic.table)
+    no_image = set(table.loc[table["image"].isna(), "id"])
+    assert no_image and set(frame.loc[frame["image_emb"].isna(), "id"]) == no_image
+
+
+def test_batch_size_larger_than_training_set(synthetic, tmp_path):
+    cfg = tiny_config(synthetic, ["pretrain.batch_size=64"])
+    with pytest.raises(ConfigError, match=r"pretrain\.batch_size=64 is larger than the training set \(\d+ rows\)"):
+        run_pretrain(cfg, tmp_path / "run")
+
+
+def test_3d_config_on_2d_images_is_one_data_error(synthetic, tmp_path):
+    cfg = tiny_config(synthetic, ["image.spatial_dims=3", "image.size=[16,16,16]"])
+    with pytest.raises(DataError) as err:
+        run_pretrain(cfg, tmp_path / "run")
+    msg = str(err.value)
+    assert "\n" not in msg and ".png" in msg

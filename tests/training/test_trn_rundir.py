@@ -1,0 +1,37 @@
+"""Run directories: never clobbered silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinfusion.errors import RunDirError
+from clinfusion.training.rundir import prepare_run_dir
+
+
+def test_new_and_empty_folders_are_used(tmp_path):
+    assert prepare_run_dir(tmp_path / "a" / "b", overwrite=False).is_dir()
+    (tmp_path / "empty").mkdir()
+    assert prepare_run_dir(tmp_path / "empty", overwrite=False) == tmp_path / "empty"
+
+
+def test_existing_run_needs_a_flag(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(RunDirError) as err:
+        prepare_run_dir(run, overwrite=False)
+    assert str(err.value) == (f"run directory {str(run)!r} exists: pass --overwrite to replace it or --resume to continue")
+    assert (run / "config.yaml").is_file()  # untouched
+    assert prepare_run_dir(run, overwrite=False, resume=True) == run and (run / "config.yaml").is_file()
+    assert prepare_run_dir(run, overwrite=True) == run and not any(run.iterdir())
+
+
+def test_overwrite_refuses_foreign_folders_and_both_flags(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not a clinfusion run"):
+        prepare_run_dir(tmp_path, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    with pytest.raises(RunDirError, match="either --overwrite or --resume"):
+        prepare_run_dir(tmp_path / "x", overwrite=True, resume=True)
+    with pytest.raises(RunDirError, match="is a file"):
+        prepare_run_dir(tmp_path / "notes.txt", overwrite=False)
