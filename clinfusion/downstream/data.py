@@ -100,7 +100,7 @@ class FinetuneData:
         self.patients = np.asarray([str(p) for p in cohort.patients])
         self.ids = np.asarray([str(i) for i in cohort.ids])
         self._datasets: Dict[Tuple[int, ...], _Indexed] = {}
-        self._emb_cache: Dict[Tuple[int, Tuple[int, ...], str], np.ndarray] = {}
+        self._emb_cache: Dict[Tuple[int, str], Tuple[Optional[np.ndarray], np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -126,15 +126,28 @@ class FinetuneData:
     # ------------------------------------------------------------------ embeddings
     @torch.no_grad()
     def embed(self, model: torch.nn.Module, rows: np.ndarray, variant: str = "all") -> np.ndarray:
-        """Fused embeddings ``[len(rows), D]`` from ``model(batch)["fused"]`` (eval mode), cached."""
-        key = (id(model), tuple(int(r) for r in rows), variant)
-        if key not in self._emb_cache:
+        """Fused embeddings ``[len(rows), D]`` from ``model(batch)["fused"]`` (eval mode).
+
+        Cached per (model, variant) and per row: each row is embedded at most once, so label
+        fractions (subsets of the training rows) and several frozen heads reuse the same pass.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        key = (id(model), variant)
+        store, done = self._emb_cache.get(key, (None, np.zeros(len(self), bool)))
+        todo = np.unique(rows[~done[rows]])
+        if len(todo):
             was = model.training
             model.eval()
-            out = [model(b)["fused"].float().cpu().numpy() for b, _ in self.batches(rows, variant)]
+            out = np.concatenate([model(b)["fused"].float().cpu().numpy() for b, _ in self.batches(todo, variant)])
             model.train(was)
-            self._emb_cache[key] = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-        return self._emb_cache[key]
+            if store is None:
+                store = np.zeros((len(self), out.shape[1]), np.float32)
+            store[todo] = out
+            done[todo] = True
+            self._emb_cache[key] = (store, done)
+        if store is None:
+            return np.zeros((0, 0), np.float32)
+        return store[rows]
 
     # ------------------------------------------------------------------ raw features
     def raw_matrix(self, rows: np.ndarray, variant: str = "all") -> np.ndarray:

@@ -126,12 +126,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def loader(self, ds: Dataset, epoch: int, train: bool) -> DataLoader:
-        """Loader whose order and views depend only on ``(seed, epoch)``."""
+    def loader(self, ds: Dataset, epoch: int, train: bool, shard: bool = True) -> DataLoader:
+        """Loader whose order and views depend only on ``(seed, epoch)``; under DDP each rank
+        reads its shard (``shard=False``: the whole dataset, e.g. for retrieval on rank 0)."""
         from clinfusion.datasets.dataset import make_loader
 
         sampler = None
-        if self.dist.enabled:
+        if self.dist.enabled and shard:
             sampler = DistributedSampler(ds, self.dist.world_size, self.dist.rank, shuffle=train, seed=self.seed,
                                          drop_last=train)
             sampler.set_epoch(epoch)

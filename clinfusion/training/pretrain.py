@@ -119,7 +119,7 @@ class RetrievalLogger:
             return
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
             return
-        img, tab = embed_pairs(trainer.task.model, trainer.loader(self.val_ds, epoch, False), trainer.device)
+        img, tab = embed_pairs(trainer.task.model, trainer.loader(self.val_ds, epoch, False, shard=False), trainer.device)
         if img.shape[0] < 2:
             return
         self.last = [{"epoch": epoch + 1, **r} for r in retrieval_table(img, tab)]

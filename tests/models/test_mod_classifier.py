@@ -8,7 +8,7 @@ import torch
 from clinfusion.errors import ConfigError
 from clinfusion.models import INPUT_KEYS, FusedClassifier
 
-from conftest import fake_batch
+from mod_helpers import fake_batch
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp"])

@@ -12,7 +12,7 @@ from clinfusion.errors import RunDirError
 from clinfusion.models.io import build_model, load_pretrained
 from clinfusion.training.checkpoint import save_checkpoint
 
-from conftest import fake_batch, tiny_model_cfg
+from mod_helpers import fake_batch, tiny_model_cfg
 
 
 def _write_run(path):

@@ -7,7 +7,7 @@ import torch
 
 from clinfusion.models import TABLE_KEYS, MultimodalModel
 
-from conftest import SCHEMA, fake_batch, tiny_model_cfg
+from mod_helpers import SCHEMA, fake_batch, tiny_model_cfg
 
 
 @pytest.mark.parametrize("fusion", ["concat", "gated", "cross_attention"])

@@ -9,7 +9,7 @@ from clinfusion.config.schema import LossWeights, PretrainConfig
 from clinfusion.errors import ConfigError
 from clinfusion.models import PretrainTask
 
-from conftest import fake_batch
+from mod_helpers import fake_batch
 
 
 def test_loss_is_weighted_sum_of_enabled_terms(model):

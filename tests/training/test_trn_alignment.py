@@ -15,7 +15,7 @@ import pandas as pd
 from clinfusion.config import load_config
 from clinfusion.training.pretrain import run_pretrain
 
-from conftest import TINY
+from trn_helpers import TINY
 
 
 def test_retrieval_recall_at_10_above_chance(tmp_path):

@@ -17,7 +17,7 @@ from clinfusion.models.pretrain_task import PretrainTask
 from clinfusion.training.engine import Trainer
 from clinfusion.training.pretrain import build_datasets, seed_everything
 
-from conftest import tiny_config
+from trn_helpers import tiny_config
 
 
 class Killed(Exception):

@@ -11,7 +11,7 @@ from clinfusion.errors import ConfigError, DataError, RunDirError
 from clinfusion.training.embed import run_embed
 from clinfusion.training.pretrain import run_pretrain
 
-from conftest import tiny_config
+from trn_helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

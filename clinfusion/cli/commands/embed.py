@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
-from clinfusion.errors import RunDirError
+from clinfusion.errors import ConfigError, RunDirError
 
 
 @COMMANDS.register("embed")
@@ -20,6 +20,9 @@ class Embed:
     def run(args) -> int:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
+        if args.overrides:
+            raise ConfigError(f"embed uses the run's stored config and takes no overrides (got {args.overrides[0]!r}); "
+                              f"re-run pretrain to change it")
         if Path(args.out).exists() and not args.overwrite:
             raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
         from clinfusion.training.embed import run_embed

@@ -19,6 +19,6 @@ class Evaluate:
             return print_config(load_run_config(args.run, args.overrides))
         from clinfusion.downstream.evaluate import run_evaluate
 
-        out = run_evaluate(args.run, args.cohort, args.out, overwrite=args.overwrite)
+        out = run_evaluate(args.run, args.cohort, args.out, overwrite=args.overwrite, overrides=args.overrides)
         print(f"evaluation: {out}")
         return 0

@@ -22,6 +22,7 @@ class Explain:
         from clinfusion.explain.run import run_explain
 
         out = run_explain(args.run, args.cohort, args.out, ids=optional_list(args.ids),
-                          methods=optional_list(args.methods), overwrite=args.overwrite)
+                          methods=optional_list(args.methods), overwrite=args.overwrite,
+                          overrides=args.overrides)
         print(f"report: {out}/report.html")
         return 0

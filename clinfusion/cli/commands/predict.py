@@ -24,6 +24,6 @@ class Predict:
             raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
         from clinfusion.downstream.predict import run_predict
 
-        out = run_predict(args.run, args.cohort, args.out)
+        out = run_predict(args.run, args.cohort, args.out, overrides=args.overrides)
         print(f"predictions: {out}")
         return 0

@@ -1,0 +1,91 @@
+"""Every benchmark entry point runs at its ``--tiny`` size into a temporary results folder
+(RESULTS.md is not touched) and writes the sections it promises, with finite numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from benchmarks._common import RESULTS_MD
+
+
+def _run(module: str, tmp_path: Path, *extra: str) -> Dict[str, Any]:
+    import importlib
+
+    results = tmp_path / "results"
+    before = RESULTS_MD.stat().st_mtime if RESULTS_MD.exists() else None
+    rc = importlib.import_module(f"benchmarks.{module}").main(["--tiny", "--results-dir", str(results), *extra])
+    assert rc == 0
+    after = RESULTS_MD.stat().st_mtime if RESULTS_MD.exists() else None
+    assert before == after, "a --results-dir run must not regenerate benchmarks/RESULTS.md"
+    data = json.loads((results / f"{module}.json").read_text())
+    assert data["name"] == module and data["meta"]["command"].startswith(f"python -m benchmarks.{module}")
+    return data
+
+
+def _section(data: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    found = [s for s in data["sections"] if s["title"].startswith(prefix)]
+    assert found, f"no section {prefix!r} in {[s['title'] for s in data['sections']]}"
+    return found[0]
+
+
+def _finite(rows: List[Dict[str, Any]], *cols: str) -> None:
+    for row in rows:
+        for c in cols:
+            v = row[c]
+            assert isinstance(v, (int, float)) and math.isfinite(v), f"{c} = {v!r} in {row}"
+
+
+def test_scaling(tmp_path):
+    data = _run("scaling", tmp_path)
+    batch = _section(data, "CLIP step vs global batch")
+    width = _section(data, "TabularEncoder vs omics width")
+    _finite(batch["rows"], "global batch", "ms/step", "samples/s", "peak MB", "step MB")
+    _finite(width["rows"], "omics columns", "tokens", "ms/step", "samples/s", "peak MB")
+    assert [r["global batch"] for r in batch["rows"]] == sorted(r["global batch"] for r in batch["rows"])
+    assert all(math.isfinite(v) for v in data["slopes"]["omics_width"].values())
+    for sec in (batch, width):
+        assert (tmp_path / sec["plot"]).is_file()
+
+
+def test_speed(tmp_path):
+    data = _run("speed", tmp_path)
+    step = _section(data, "(a)")["rows"][0]
+    _finite([step], "ratio", "trainer ms", "bare ms", "data wait ms")
+    assert step["ratio"] > 0
+    _finite(_section(data, "(b)")["rows"], "loader samples/s", "train step samples/s", "ratio")
+    dist = _section(data, "(c)")["rows"][0]
+    _finite([dist], "ms/step 1 process", "ms/step 2 processes", "max |loss diff|")
+    assert dist["equal"] is True
+    explain = _section(data, "(d)")["rows"]
+    assert {r["method"] for r in explain} >= {"integrated_gradients", "occlusion", "gradcam", "tabular_ig", "treeshap"}
+    _finite(explain, "samples/s")
+
+
+def test_gpu(tmp_path):
+    import torch
+
+    data = _run("gpu", tmp_path)
+    if not torch.cuda.is_available():
+        assert "no GPU" in _section(data, "GPU throughput: not measured")["title"]
+        rows = _section(data, "CPU dry run")["rows"]
+    else:
+        rows = _section(data, "GPU throughput")["rows"]
+    _finite(rows, "max batch", "samples/s", "TFLOP/step", "peak GB", "step/bare", "data-wait share")
+
+
+def test_quality(tmp_path):
+    data = _run("quality", tmp_path)
+    nih = _section(data, "NIH chest X-ray")
+    assert {r["model"] for r in nih["rows"]} >= {"tabular-only LightGBM", "fused pretrained: linear probe",
+                                                 "fused pretrained: full fine-tune", "fused, from scratch"}
+    _finite(nih["rows"], "AUROC", "AUPRC")
+    assert (tmp_path / nih["plot"]).is_file()
+    for dims in (2, 3):
+        rows = _section(data, f"Planted synthetic cohort, {dims}D")["rows"]
+        _finite(rows, "AUROC", "AUPRC")
+        assert all(0.0 <= r["AUROC"] <= 1.0 for r in rows)
