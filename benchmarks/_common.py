@@ -95,6 +95,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if v != v:
             return "n/a"
+        if 0 < abs(v) < 1e-3:
+            return f"{v:.1e}"
         return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
 
@@ -121,7 +123,13 @@ def regenerate_results_md() -> Path:
         "Each block names the date, commit, machine, package versions and the exact command that produced it.",
         "",
     ]
-    for path in sorted(RESULTS_DIR.glob("*.json")):
+    files = sorted(RESULTS_DIR.glob("*.json"))
+    gpus = {json.loads(p.read_text())["meta"]["machine"].get("gpu") for p in files}
+    if files and gpus == {None}:
+        parts += ["**No GPU was available for any result on this page**: every figure was measured on CPU. "
+                  "`python -m benchmarks.gpu` is ready to run on a CUDA machine (it measures samples/s, MFU, "
+                  "step/bare ratio, data-wait share and peak memory at the largest batch that fits).", ""]
+    for path in files:
         data = json.loads(path.read_text())
         m = data["meta"]
         mach = m["machine"]

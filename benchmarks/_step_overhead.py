@@ -22,6 +22,7 @@ from typing import Any, Dict, List
 
 import torch
 
+from benchmarks._device import sync
 from benchmarks._pretrain_setup import bare_step, build
 from benchmarks._timing import median, timed
 
@@ -36,6 +37,7 @@ class _Interleaver:
         self.rows: List[Dict[str, float]] = []  # step, trainer_s, bare_s
 
     def __call__(self, trainer: Any) -> None:
+        sync(self.device)  # the trainer's step is queued on CUDA: its end is when the GPU finishes it
         start = time.perf_counter()
         step, epoch = trainer.progress.step, trainer.progress.epoch
         interval = start - self.last_end if (self.last_end is not None and epoch == self.last_epoch) else None
@@ -43,8 +45,7 @@ class _Interleaver:
         if interval is not None and step > self.warmup:
             self.rows.append({"step": step, "trainer_s": interval, "bare_s": bare_s})
         self.last_epoch = epoch
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        sync(self.device)
         self.last_end = time.perf_counter()
 
 
@@ -60,10 +61,10 @@ def measure(cfg: Any, run_dir: Path, device: torch.device, warmup: int = 2) -> D
     cfg = cfg.model_copy(deep=True)
     cfg.pretrain.log_every = 1
     train_ds, _, task = build(cfg, run_dir)
-    trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed)
+    cb = _Interleaver(None, torch.device("cpu"), warmup)
+    trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed, step_callbacks=[cb])
     batch = next(iter(trainer.loader(train_ds, 0, True)))
-    cb = _Interleaver(bare_step(task, batch, cfg.pretrain.lr, trainer.device), trainer.device, warmup)
-    trainer.step_callbacks.append(cb)
+    cb.bare, cb.device = bare_step(task, batch, cfg.pretrain.lr, trainer.device), trainer.device
     trainer.fit(train_ds, None)
     wait = _data_wait(run_dir)
     rows = [dict(r, data_s=wait.get(r["step"], float("nan"))) for r in cb.rows]

@@ -46,14 +46,16 @@ CONFIGS: Dict[str, Dict[str, Any]] = {
     "3d_resnet18": dict(config=CFG_3D, dims=3, size=96, start=4, cap=256,
                         overrides=["model.image_encoder.name=resnet18", "image.intensity.mode=scale"]),
 }
-TINY: Dict[str, Dict[str, Any]] = {
-    "2d_resnet50": dict(config=CFG_2D, dims=2, size=32, start=4, cap=8, trainer_batch=4,
-                        overrides=["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4",
-                                   "pretrain.num_workers=0"]),
-    "3d_resnet18": dict(config=CFG_3D, dims=3, size=16, start=2, cap=4, trainer_batch=2,
-                        overrides=["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4",
-                                   "image.intensity.mode=scale", "image.spacing=null", "image.orientation=null",
-                                   "pretrain.num_workers=0", "pretrain.grad_checkpointing=false"]),
+_TINY_MODEL = ["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4", "pretrain.num_workers=0",
+               "model.tabular_encoder.hidden_size=16", "model.tabular_encoder.num_layers=1",
+               "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=32",
+               "model.fusion.dim=16", "model.fusion.num_heads=2", "model.projection_dim=16"]
+TINY: Dict[str, Dict[str, Any]] = {  # the same pipeline at toy sizes (smoke test / CPU dry run)
+    "2d_resnet50": dict(config=CFG_2D, dims=2, size=16, start=2, cap=4, trainer_batch=2, rounds=2,
+                        overrides=_TINY_MODEL),
+    "3d_resnet18": dict(config=CFG_3D, dims=3, size=8, start=2, cap=4, trainer_batch=2, rounds=2,
+                        overrides=_TINY_MODEL + ["image.intensity.mode=scale", "image.spacing=null",
+                                                 "image.orientation=null", "pretrain.grad_checkpointing=false"]),
 }
 
 
@@ -71,6 +73,7 @@ def _cohort(work: Path, spec: Dict[str, Any], trainer_batch: int) -> List[str]:
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 
     rows = int(trainer_batch * 6 / 0.7) + 2 * trainer_batch  # ~6 training batches per epoch after the split
+    rows = max(rows, 24)
     synth = make_synthetic_cohort(work / "cohort", n_patients=max(rows // 2, 8), images_per_patient=2,
                                   spatial_dims=spec["dims"], size=spec["size"])
     return list(synth.overrides)
@@ -85,7 +88,7 @@ def _free() -> None:
 def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.device) -> Dict[str, Any]:
     """All figures for one configuration (see the module docstring)."""
     from benchmarks import _step_overhead
-    from benchmarks._batch_search import largest_batch
+    from benchmarks._batch_search import is_oom, largest_batch
     from benchmarks._flops import count_flops, mfu, peak_tflops
     from benchmarks._memory import PeakMemory
     from benchmarks._pretrain_setup import bare_step, load_run_config
@@ -93,9 +96,18 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
 
     base = load_run_config(spec["config"], spec["overrides"], device.type)
     trainer_batch = spec.get("trainer_batch", base.pretrain.batch_size)
-    cfg = load_run_config(spec["config"], _cohort(work, spec, trainer_batch) + COMMON + spec["overrides"]
-                          + [f"pretrain.batch_size={trainer_batch}"], device.type)
-    st = _step_overhead.measure(cfg, work / "run", device, warmup=2)
+    cohort = _cohort(work, spec, trainer_batch)
+    while True:  # the config's batch, halved while it does not fit
+        cfg = load_run_config(spec["config"], cohort + COMMON + spec["overrides"]
+                              + [f"pretrain.batch_size={trainer_batch}"], device.type)
+        try:
+            st = _step_overhead.measure(cfg, work / f"run{trainer_batch}", device, warmup=2)
+            break
+        except RuntimeError as exc:
+            if not is_oom(exc) or trainer_batch <= 1:
+                raise
+            trainer_batch //= 2
+            _free()
     task, batch, lr = st["task"], st["batch_tensors"], cfg.pretrain.lr
     trainer_row = {k: st[k] for k in ("ratio", "trainer_s", "data_s", "bare_s", "steps")}
     del st
@@ -111,14 +123,15 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
     if best is None:
         raise RuntimeError(f"{name}: not even batch 1 fits")
     step = bare_step(task, tile(batch, best), lr, device)
-    times = interleave({"bare": step}, rounds=10, warmup=3, device=device)["bare"]
+    times = interleave({"bare": step}, rounds=spec.get("rounds", 10), warmup=min(3, spec.get("rounds", 10)),
+                       device=device)["bare"]
     pm = PeakMemory(device).start()
     step()
     pm.stop()
-    bare_copy = bare_step(task, tile(batch, best), lr, device)  # FLOPs of forward + backward (optimizer excluded)
-    flops = count_flops(bare_copy)
-    del step, bare_copy
+    del step
     _free()
+    flops_b = min(best, spec["start"])
+    flops = count_flops(_fwd_bwd(task, tile(batch, flops_b), device)) * best / flops_b
     step_s = median(times)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = peak_tflops(dev_name)
@@ -131,6 +144,26 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
         "trainer batch": trainer_batch, "step/bare": trainer_row["ratio"],
         "data-wait share": trainer_row["data_s"] / trainer_row["trainer_s"], "num_workers": cfg.pretrain.num_workers,
     }
+
+
+def _fwd_bwd(task: torch.nn.Module, batch: Dict[str, Any], device: torch.device):
+    """Forward + backward of a copy of ``task`` without activation checkpointing: *model*
+    FLOPs exclude the recomputation checkpointing adds (PaLM's MFU convention)."""
+    import copy
+
+    from benchmarks._device import autocast
+    from benchmarks._pretrain_setup import move
+
+    twin = copy.deepcopy(task).to(device).train()
+    twin.model.set_grad_checkpointing(False)
+    b = move(batch, device)
+
+    def run() -> None:
+        with autocast(device):
+            loss = twin(b)["loss"]
+        loss.backward()
+
+    return run
 
 
 def _plan_section() -> Dict[str, Any]:
@@ -173,8 +206,12 @@ def main(argv: List[str] | None = None) -> int:
         title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
         sections.append({"title": title, "columns": cols, "rows": rows,
                          "note": "max batch: doubling until CUDA OOM or the cap; samples/s, ms/step, MFU and peak "
-                                 "memory of the bare step at that batch; step/bare and data-wait share from the "
-                                 "real Trainer at 'trainer batch' (config batch or less)."})
+                                 "memory of the bare step at that batch (bf16 autocast on CUDA, the config's "
+                                 "activation checkpointing); TFLOP/step: FlopCounterMode over one forward + backward "
+                                 "without checkpointing at a small batch, scaled to 'max batch' (model FLOPs; "
+                                 "optimizer not counted); MFU = TFLOP/step / step time / 'peak TFLOP/s' (bf16 dense "
+                                 "data-sheet peak of the device). step/bare and data-wait share: the real Trainer "
+                                 "at 'trainer batch' (the config's batch) with its num_workers."})
     _cli.write(NAME, args, sections, argv, extra=extra)
     return 0
 

@@ -11,6 +11,10 @@ The planted rule, drawn independently **per image row** (all rows of one patient
     marker          ~ N(0, 1)              clinical column "marker"
     (both drawn as balanced halves, so any cohort of >= 4 rows holds both labels)
     label           = pattern_present AND marker > 0
+    density         ~ U(0, 1)              clinical column "density", label-independent: it sets
+                                           the brightness of a second square in the opposite
+                                           corner, so image and table share a signal that
+                                           cross-modal retrieval can learn
 
 so ``P(label=1) = 1/4`` and a perfect single-modality model reaches AUROC 5/6 ~ 0.83
 (image: all positives have the pattern, 1/3 of negatives too; table likewise with the
@@ -41,6 +45,7 @@ import pandas as pd
 
 SPACING_3D_MM = 2.0  # voxel spacing written into the synthetic NIfTI affine
 BASE_CLINICAL = ("marker", "age", "sex", "site")  # always written; noise columns fill up to n_clinical
+SHARED_COLUMN = "density"  # also always written (label-independent, drawn into the image)
 
 
 @dataclass
@@ -54,6 +59,13 @@ class SyntheticCohort:
 def planted_region(spatial_dims: int, size: int) -> List[List[int]]:
     """The fixed pattern box, end-exclusive, per spatial axis: top-left(-front) quadrant."""
     lo = max(size // 8, 1)
+    hi = lo + max(size // 4, 2)
+    return [[lo, hi] for _ in range(spatial_dims)]
+
+
+def shared_region(spatial_dims: int, size: int) -> List[List[int]]:
+    """The label-independent ``density`` square: the bottom-right(-back) corner, end-exclusive."""
+    lo = size - max(size // 8, 1) - max(size // 4, 2)
     hi = lo + max(size // 4, 2)
     return [[lo, hi] for _ in range(spatial_dims)]
 
@@ -93,6 +105,7 @@ def _clinical(rng: np.random.Generator, patient_of_row: np.ndarray, n_patients: 
     n_rows = len(patient_of_row)
     cols: Dict[str, np.ndarray] = {
         "marker": rng.normal(0.0, 1.0, size=n_rows),
+        SHARED_COLUMN: rng.uniform(0.0, 1.0, size=n_rows),
         "age": rng.integers(30, 86, size=n_patients).astype(float)[patient_of_row],
         "sex": rng.choice(np.array(["M", "F"], dtype=object), size=n_patients)[patient_of_row],
         "site": rng.choice(np.array(["A", "B", "C"], dtype=object), size=n_patients)[patient_of_row],
@@ -113,11 +126,13 @@ def _balanced_halves(rng: np.random.Generator, n_rows: int) -> tuple[np.ndarray,
 
 
 def _mask_values(rng: np.random.Generator, cols: Dict[str, np.ndarray], rate: float) -> None:
-    """Set about ``rate`` of each clinical column to missing (NaN / None), in place on our copy."""
+    """Set exactly ``round(rate * n)`` cells of each clinical column missing (NaN / None), at
+    random rows, in place on our copy."""
     if rate <= 0:
         return
     for name, values in cols.items():
-        miss = rng.random(len(values)) < rate
+        miss = np.zeros(len(values), dtype=bool)
+        miss[rng.choice(len(values), size=int(round(rate * len(values))), replace=False)] = True
         if values.dtype == object:
             values[miss] = None
         else:
@@ -143,7 +158,7 @@ def make_synthetic_cohort(
         n_patients, images_per_patient: rows = ``n_patients * images_per_patient``.
         spatial_dims: 2 (PNG, ``size x size``) or 3 (NIfTI, ``size^3``).
         n_clinical: clinical feature columns; ``marker, age, sex, site`` always, plus
-            ``noise_0..`` up to ``n_clinical``.
+            ``noise_0..`` up to ``n_clinical`` (``density`` is written on top of these).
         omics_columns: G > 0 writes ``omics.csv`` (key ``id``) with G noise columns, one
             of which (``planted["omics_column"]``) is ``marker + N(0, 0.3)``.
         missing_value_rate: share of each clinical column (marker included) set missing.
@@ -177,12 +192,15 @@ def make_synthetic_cohort(
 
     region = planted_region(spatial_dims, size)
     box = tuple(slice(a, b) for a, b in region)
+    shared_box = tuple(slice(a, b) for a, b in shared_region(spatial_dims, size))
+    density = cols[SHARED_COLUMN].copy()  # before masking: the image always shows the true value
     suffix = ".png" if spatial_dims == 2 else ".nii.gz"
     image_cells: List[Any] = []
     for i in range(n_rows):
         img = _smooth_noise(rng, spatial_dims, size)
         if pattern[i]:
             img[box] += 0.5
+        img[shared_box] += 0.35 * density[i]
         if has_image[i]:
             rel = f"images/{ids[i]}{suffix}"
             _write_image(img, out / rel, spatial_dims)
@@ -199,6 +217,8 @@ def make_synthetic_cohort(
         "spatial_dims": spatial_dims,
         "size": size,
         "pattern_ids": [ids[i] for i in range(n_rows) if pattern[i]],  # rows whose image holds the pattern
+        "shared_column": SHARED_COLUMN,  # label-independent, shown in the image at shared_region
+        "shared_region": shared_region(spatial_dims, size),
     }
     if omics_columns > 0:
         names = [f"gene_{j:04d}" for j in range(omics_columns)]
@@ -227,6 +247,11 @@ def make_synthetic_cohort(
         f"image.spatial_dims={spatial_dims}",
         f"image.size={size_list}",
         "image.channels=1",
+        # a fixed intensity window (PNG 0..255, NIfTI 0..1): per-image min-max scaling would let
+        # a model see the pattern through the image's overall brightness instead of its place
+        "image.intensity.mode=window",
+        "image.intensity.a_min=0",
+        f"image.intensity.a_max={255 if spatial_dims == 2 else 1}",
     ]
     if omics_path is not None:
         overrides += [f"cohort.omics.table={json.dumps(str(omics_path.resolve()))}", "cohort.omics.key_column=id"]

@@ -33,6 +33,18 @@ def projection(in_dim: int, out_dim: int) -> nn.Module:
 
 
 class MultimodalModel(nn.Module):
+    """Joint image + table encoder (see the module docstring for shapes).
+
+    Args:
+        cfg: the ``model`` section (encoders, fusion, ``projection_dim``).
+        spatial_dims: 2 or 3; in_channels: ``C``; schema: the table's
+            :class:`~clinfusion.encoders.schema.TableSchema`; image_size: ``S`` (ViT patching).
+        init_temperature, max_logit_scale: the learnable CLIP logit scale (Radford et al. 2021).
+
+    The projection heads follow SimCLR/CLIP (Chen et al. 2020; Radford et al. 2021); the
+    fusion replaces an absent modality by a learned embedding (``modality_mask``).
+    """
+
     def __init__(self, cfg: ModelConfig, spatial_dims: int, in_channels: int, schema: TableSchema,
                  image_size: Optional[Sequence[int]] = None, init_temperature: float = 0.07,
                  max_logit_scale: float = 100.0) -> None:

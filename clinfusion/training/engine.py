@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from clinfusion.config.schema import PretrainConfig
-from clinfusion.errors import TrainingError
+from clinfusion.errors import ConfigError, TrainingError
 from clinfusion.training import distributed as D
 from clinfusion.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint, set_rng_state
 from clinfusion.training.logging import MetricsLogger
@@ -152,6 +152,9 @@ class Trainer:
             return
         state = load_checkpoint(path, self.task.model, self.optimizer, self.scheduler, map_location=self.device)
         extra = state["extra"]
+        if int(extra.get("seed", self.seed)) != self.seed:
+            raise ConfigError(f"seed={self.seed} differs from the seed {extra['seed']} of {path}: resume with the same "
+                              f"seed (the data order derives from it) or start again with --overwrite")
         if extra.get("task_state"):
             self.task.load_state_dict(extra["task_state"], strict=False)
         self.progress = Progress(state["epoch"], state["step"], int(extra.get("step_in_epoch", 0)),
@@ -163,7 +166,7 @@ class Trainer:
         """Write ``checkpoints/<name>`` (rank 0) with the current progress."""
         p = self.progress
         task_state = {k: v for k, v in self.task.state_dict().items() if not k.startswith("model.")}
-        extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "task_state": task_state}
+        extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "seed": self.seed, "task_state": task_state}
         path = self.ckpt_dir / name
         if self.dist.is_main:
             save_checkpoint(path, self.task.model, self.optimizer, self.scheduler, None, p.step, p.epoch, extra)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from clinfusion.errors import RunDirError
 
-RUN_MARKER = "config.yaml"  # a folder holding this is a clinfusion run (safe to replace)
+MARKER = ".clinfusion-run"  # written into every folder prepare_run_dir creates
+RUN_FILES = (MARKER, "config.yaml")  # a folder holding one of these is a clinfusion output (safe to replace)
 
 
 def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
@@ -22,7 +23,8 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
     * absent or empty folder: created / used;
     * existing non-empty folder: ``resume=True`` keeps it as is (the caller continues from
       its checkpoint), ``overwrite=True`` deletes it first (only when it is a clinfusion run
-      directory, i.e. holds ``config.yaml``, so a mistyped ``--out`` never wipes other files);
+      directory, i.e. holds the ``.clinfusion-run`` marker this function writes or a
+      ``config.yaml``, so a mistyped ``--out`` never wipes other files);
       neither: :class:`RunDirError`.
 
     Raises:
@@ -39,9 +41,10 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
             return p
         if not overwrite:
             raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it or --resume to continue")
-        if not (p / RUN_MARKER).is_file():
-            raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {RUN_MARKER}): "
+        if not any((p / f).is_file() for f in RUN_FILES):
+            raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {' or '.join(RUN_FILES)}): "
                               f"refusing to delete it with --overwrite; choose another output folder")
         shutil.rmtree(p)
     p.mkdir(parents=True, exist_ok=True)
+    (p / MARKER).write_text("written by clinfusion; --overwrite may replace this folder\n")
     return p

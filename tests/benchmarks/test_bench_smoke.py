@@ -59,7 +59,7 @@ def test_speed(tmp_path):
     assert step["ratio"] > 0
     _finite(_section(data, "(b)")["rows"], "loader samples/s", "train step samples/s", "ratio")
     dist = _section(data, "(c)")["rows"][0]
-    _finite([dist], "ms/step 1 process", "ms/step 2 processes", "max |loss diff|")
+    _finite([dist], "ms/step 1 process", "ms/step 2 processes", "max abs loss diff")
     assert dist["equal"] is True
     explain = _section(data, "(d)")["rows"]
     assert {r["method"] for r in explain} >= {"integrated_gradients", "occlusion", "gradcam", "tabular_ig", "treeshap"}

@@ -41,8 +41,12 @@ def test_heads_on_other_tasks(dn_cfg, task_table, tmp_path, task):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["auroc"] <= 1.0 and "no_table/auroc" in metrics
     comp = pd.read_csv(run / "comparison.csv").set_index("model")
-    # 'high' / 'grade' are functions of the marker column: the raw-feature trees find it
-    assert comp.loc["tabular_lgbm", "auroc"] > 0.75
+    assert 0.0 <= comp.loc["tabular_lgbm", "auroc"] <= 1.0
     lgb_run = load_finetuned(run, head="lightgbm")
     assert len(lgb_run.boosters) == (2 if task == "multilabel" else 1)
     assert lgb_run.label.classes == classes
+    # 'high' / 'grade' are functions of the marker column: the trees on embedding + raw features
+    # split on it most (the test split is ~10 rows, too few for a stable AUROC threshold)
+    booster = lgb_run.boosters[-1]
+    gain = booster.feature_importance(importance_type="gain")
+    assert lgb_run.feature_names[int(np.argmax(gain))] == "raw_marker"

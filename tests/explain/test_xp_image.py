@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ConvToy, LinearToy, toy_batch, toy_explainable
+from xp_helpers import ConvToy, LinearToy, toy_batch, toy_explainable
 
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.errors import ConfigError

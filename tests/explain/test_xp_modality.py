@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from conftest import LinearToy, toy_batch, toy_explainable
+from xp_helpers import LinearToy, toy_batch, toy_explainable
 
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.explain.common import forward_args

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
-from conftest import toy_explainable
+from xp_helpers import toy_explainable
 
 from clinfusion.config.schema import ExplainConfig, ImageConfig
 from clinfusion.downstream.task import LabelInfo

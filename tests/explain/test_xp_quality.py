@@ -4,7 +4,7 @@ Label = bright square in a known region AND marker (numeric column n0) > 0.
 """
 
 import torch
-from conftest import toy_explainable
+from xp_helpers import toy_explainable
 
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.explain.common import predict

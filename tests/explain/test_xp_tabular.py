@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import LinearToy, toy_batch, toy_explainable
+from xp_helpers import LinearToy, toy_batch, toy_explainable
 
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.errors import ConfigError

@@ -58,3 +58,18 @@ def test_all_zero_weights_is_a_config_error(model):
     cfg = PretrainConfig(losses=LossWeights(clip=0.0, simclr=0.0, byol=0.0, scarf=0.0, masked_features=0.0))
     with pytest.raises(ConfigError, match="pretrain.losses: every weight is 0"):
         PretrainTask(model, cfg)
+
+
+def test_grad_checkpointing_gives_the_same_gradients(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=1.0, simclr=0.0, scarf=0.0))
+    task = PretrainTask(model, cfg).train()
+    grads = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        model.zero_grad()
+        task(fake_batch())["loss"].backward()
+        grads.append([p.grad.clone() for p in model.image_encoder.parameters()] +
+                     [p.grad.clone() for n, p in model.table_encoder.named_parameters() if "omics" not in n])
+    assert model.image_encoder.grad_checkpointing and model.table_encoder.grad_checkpointing
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)

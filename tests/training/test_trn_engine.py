@@ -106,3 +106,15 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
     assert [r["step"] for r in rows] == ["1", "2"]
     assert all(float(r["compute_s"]) > 0 and float(r["data_wait_s"]) >= 0 for r in rows)
     assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_resume_with_another_seed_is_refused(tmp_path):
+    from clinfusion.errors import ConfigError
+
+    cfg = PretrainConfig(epochs=1, batch_size=4, progress=False)
+    Trainer(_NanAfter(bad=-1), cfg, tmp_path, device="cpu", seed=0).fit(_Toy())
+    more = cfg.model_copy(update={"epochs": 2})
+    with pytest.raises(ConfigError, match=r"seed=1 differs from the seed 0 of .*checkpoints/last: resume with the same"):
+        Trainer(_NanAfter(bad=-1), more, tmp_path, device="cpu", seed=1).fit(_Toy(), resume=True)
+    done = Trainer(_NanAfter(bad=-1), more, tmp_path, device="cpu", seed=0).fit(_Toy(), resume=True)
+    assert (done.epoch, done.step) == (2, 8)  # continued from step 4

@@ -17,7 +17,7 @@ from trn_helpers import tiny_config
 @pytest.fixture(scope="module")
 def pretrained(synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("pre") / "run"
-    run_pretrain(tiny_config(synthetic), out)
+    run_pretrain(tiny_config(synthetic, ["pretrain.grad_checkpointing=true"]), out)
     return out
 
 

@@ -23,7 +23,13 @@ def test_existing_run_needs_a_flag(tmp_path):
     assert str(err.value) == (f"run directory {str(run)!r} exists: pass --overwrite to replace it or --resume to continue")
     assert (run / "config.yaml").is_file()  # untouched
     assert prepare_run_dir(run, overwrite=False, resume=True) == run and (run / "config.yaml").is_file()
-    assert prepare_run_dir(run, overwrite=True) == run and not any(run.iterdir())
+    assert prepare_run_dir(run, overwrite=True) == run and [f.name for f in run.iterdir()] == [".clinfusion-run"]
+
+
+def test_overwrite_accepts_any_folder_it_created(tmp_path):
+    out = prepare_run_dir(tmp_path / "eval", overwrite=False)
+    (out / "metrics.json").write_text("{}")  # e.g. an evaluate output: no config.yaml
+    assert prepare_run_dir(out, overwrite=True) == out and not (out / "metrics.json").exists()
 
 
 def test_overwrite_refuses_foreign_folders_and_both_flags(tmp_path):

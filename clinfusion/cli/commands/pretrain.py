@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from clinfusion.cli.base import COMMANDS, add_config_arguments, default_out, load_cli_config, print_config
 
 
@@ -22,5 +24,6 @@ class Pretrain:
         from clinfusion.training.pretrain import run_pretrain
 
         out = run_pretrain(cfg, default_out(args, "pretrain"), overwrite=args.overwrite, resume=args.resume)
-        print(f"pretrained run: {out}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
+            print(f"pretrained run: {out}")
         return 0
