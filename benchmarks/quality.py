@@ -31,12 +31,12 @@ from benchmarks._device import pick_device
 NAME = "quality"
 BUDGETS: Dict[str, Dict[str, Any]] = {
     "tiny": dict(nih_patients=24, nih_pre_epochs=1, nih_ft_epochs=1, nih_folds=3, fractions=[1.0],
-                 bootstrap=10, nih_batch=16, syn_patients=24, syn_size={2: 16, 3: 8}, syn_pre_epochs=1,
+                 bootstrap=10, nih_batch=16, syn_patients=36, syn_size={2: 16, 3: 8}, syn_pre_epochs=1,
                  syn_ft_epochs=1, dims=[2, 3]),
-    "small": dict(nih_patients=None, nih_pre_epochs=2, nih_ft_epochs=3, nih_folds=5, fractions=[0.01, 0.1, 1.0],
+    "small": dict(nih_patients=None, nih_pre_epochs=12, nih_ft_epochs=15, nih_folds=5, fractions=[0.01, 0.1, 1.0],
                   bootstrap=200, nih_batch=64, syn_patients=200, syn_size={2: 32, 3: 16}, syn_pre_epochs=3,
                   syn_ft_epochs=15, dims=[2, 3]),
-    "full": dict(nih_patients=None, nih_pre_epochs=20, nih_ft_epochs=10, nih_folds=5, fractions=[0.01, 0.1, 1.0],
+    "full": dict(nih_patients=None, nih_pre_epochs=30, nih_ft_epochs=25, nih_folds=5, fractions=[0.01, 0.1, 1.0],
                  bootstrap=1000, nih_batch=64, syn_patients=400, syn_size={2: 32, 3: 16}, syn_pre_epochs=10,
                  syn_ft_epochs=25, dims=[2, 3]),
 }

@@ -244,7 +244,7 @@ class Trainer:
                 data_s = 0.0
                 if bar is not None:
                     bar.update(i + 1 - group)
-                    bar.set_postfix(loss=f"{float(loss):.4f}", sps=f"{window.values(0)['samples_per_s']:.1f}")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}", sps=f"{window.values(0)['samples_per_s']:.1f}")
                 if self.progress.step % self.cfg.log_every == 0:
                     self.logger.log(self.progress.epoch, self.progress.step, "train", window.values(self._lr()))
                     window = _Window()
