@@ -40,6 +40,7 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
                  bootstrap=1000, nih_batch=64, syn_patients=400, syn_size={2: 32, 3: 16}, syn_pre_epochs=10,
                  syn_ft_epochs=25, dims=[2, 3]),
 }
+NIH_FT_LR = 0.001  # finetune.lr of configs/finetune/nih_cxr_demo.yaml (also the linear probe's)
 SYN_MODEL = [  # small enough for CPU; the planted rule needs no more
     "model.image_encoder.name=cnn_tiny", "model.fusion.dim=64", "model.projection_dim=64",
     "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1", "model.tabular_encoder.num_heads=2",
@@ -66,8 +67,11 @@ def nih(b: Dict[str, Any], work: Path, device: str, plots: Path) -> Dict[str, An
     n_train = float(comp.loc[comp["label_fraction"] == comp["label_fraction"].max(), "n_train"].max())
     probe_steps = b["nih_ft_epochs"] * -(-int(n_train) // 64)  # finetune.batch_size of the demo config: 64
     note = (f"Every head and baseline trains for finetune.epochs={b['nih_ft_epochs']} (one setting for all): the "
-            f"frozen-embedding linear probe gets only ~{probe_steps} optimizer steps at label fraction 1.0, so it is "
-            f"under-trained at this budget. "
+            f"frozen-embedding linear probe gets ~{probe_steps} optimizer steps at label fraction 1.0 (lr "
+            f"{NIH_FT_LR}); a probe below its baselines here may be under-trained rather than a weak embedding. "
+            f"Pretraining is label-free on the pretrain config's own train split "
+            f"(70% of patients), which overlaps the CV test folds: it is transductive for images and records, "
+            f"never for labels. "
             f"Pooled out-of-fold test predictions of patient-grouped {b['nih_folds']}-fold CV; 95% CIs from "
             f"{b['bootstrap']} patient-bootstrap resamples. Pretraining {r['pretrain_s']:.0f} s, fine-tuning "
             f"{r['finetune_s']:.0f} s. Overrides: pretrain {' '.join(pre)}; finetune {' '.join(ft)}.")
