@@ -26,8 +26,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.scaling
 	$(PY) -m benchmarks.speed
+	$(PY) -m benchmarks.gpu
+	$(PY) -m benchmarks.explain_quality
+	$(PY) -m benchmarks.quality
 
 clean:
 	rm -rf $(VENV) build *.egg-info

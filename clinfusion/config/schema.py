@@ -183,7 +183,7 @@ class FinetuneConfig(Section):
         default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"]
     )
     label_fractions: List[float] = Field(default_factory=lambda: [1.0])
-    cv_folds: Optional[int] = None  # None: single holdout split; k: patient-grouped k-fold CV
+    cv_folds: Optional[int] = Field(None, ge=3)  # None: holdout split; k >= 3: patient-grouped k-fold CV (one fold tests, the next validates, k-2 train)
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = 1e-3

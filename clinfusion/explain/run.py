@@ -14,7 +14,6 @@ Writes into ``out_dir``::
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -48,10 +47,10 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
 
 
 def _make_out_dir(out: Path) -> Path:
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.mkdir(parents=True)
-    return out
+    """Fresh output folder; only a folder clinfusion wrote (run marker) is ever replaced."""
+    from clinfusion.training.rundir import prepare_run_dir
+
+    return prepare_run_dir(out, overwrite=True)
 
 
 def load_run(run_dir: str | Path, device: Optional[str] = None):

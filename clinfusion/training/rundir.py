@@ -14,7 +14,8 @@ from pathlib import Path
 from clinfusion.errors import RunDirError
 
 MARKER = ".clinfusion-run"  # written into every folder prepare_run_dir creates
-RUN_FILES = (MARKER, "config.yaml")  # a folder holding one of these is a clinfusion output (safe to replace)
+RUN_FILES = (MARKER,)  # only a folder holding the marker is a clinfusion output (safe to replace): a user's
+# own folder that merely has a config.yaml is never deleted by --overwrite
 
 
 def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
@@ -23,8 +24,8 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
     * absent or empty folder: created / used;
     * existing non-empty folder: ``resume=True`` keeps it as is (the caller continues from
       its checkpoint), ``overwrite=True`` deletes it first (only when it is a clinfusion run
-      directory, i.e. holds the ``.clinfusion-run`` marker this function writes or a
-      ``config.yaml``, so a mistyped ``--out`` never wipes other files);
+      directory, i.e. holds the ``.clinfusion-run`` marker this function writes, so a
+      mistyped ``--out`` never wipes other files);
       neither: :class:`RunDirError`.
 
     Raises:

@@ -109,3 +109,9 @@ def test_registry_unknown_name_lists_valid_and_closest():
         reg.get("resnet81")
     msg = str(e.value)
     assert "resnet18" in msg and "vit_small" in msg and "Did you mean 'resnet18'" in msg
+
+
+def test_cv_folds_below_three_is_rejected():
+    # k-fold CV uses one fold to test and the next to validate: k = 2 leaves nothing to train on
+    with pytest.raises(ConfigError, match=r"finetune\.cv_folds.*greater than or equal to 3"):
+        load_config(None, ["finetune.cv_folds=2"])

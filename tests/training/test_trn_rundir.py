@@ -15,8 +15,7 @@ def test_new_and_empty_folders_are_used(tmp_path):
 
 
 def test_existing_run_needs_a_flag(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
+    run = prepare_run_dir(tmp_path / "run", overwrite=False)
     (run / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(RunDirError) as err:
         prepare_run_dir(run, overwrite=False)
@@ -41,3 +40,11 @@ def test_overwrite_refuses_foreign_folders_and_both_flags(tmp_path):
         prepare_run_dir(tmp_path / "x", overwrite=True, resume=True)
     with pytest.raises(RunDirError, match="is a file"):
         prepare_run_dir(tmp_path / "notes.txt", overwrite=False)
+
+
+def test_overwrite_never_deletes_a_user_folder_that_merely_has_a_config(tmp_path):
+    (tmp_path / "config.yaml").write_text("cohort: {}\n")  # e.g. a project folder passed as --out
+    (tmp_path / "data.csv").write_text("a,b\n")
+    with pytest.raises(RunDirError, match="not a clinfusion run"):
+        prepare_run_dir(tmp_path, overwrite=True)
+    assert (tmp_path / "data.csv").is_file() and (tmp_path / "config.yaml").is_file()
