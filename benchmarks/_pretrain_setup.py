@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 
+from clinfusion.training.engine import move  # noqa: F401  (re-used by the other benchmarks)
+
 from benchmarks._device import autocast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +51,6 @@ def build(cfg: Any, run_dir: Path) -> Tuple[Any, Any, Any]:
     model = build_model(cfg, pre.schema)
     task = PretrainTask(model, cfg.pretrain, cfg.model.modality_dropout)
     return train_ds, val_ds, task
-
-
-def move(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def bare_step(task: torch.nn.Module, batch: Dict[str, Any], lr: float, device: torch.device) -> Callable[[], Any]:

@@ -8,7 +8,6 @@ pandas) happen inside ``run`` so ``clinfusion --help`` is instant.
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,6 +40,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
 def load_cli_config(args: argparse.Namespace):
     """The validated config from ``args.config`` + overrides, with seeds set."""
     from clinfusion.config import load_config
+    from clinfusion.seed import seed_everything
 
     cfg = load_config(args.config, args.overrides)
     seed_everything(cfg.seed)
@@ -57,6 +57,8 @@ def load_run_config(run: str, overrides: List[str]):
         raise RunDirError(f"run directory {run!r} not found: pass a directory written by clinfusion")
     if not path.is_file():
         raise RunDirError(f"run directory {run!r} has no config.yaml: is it a clinfusion run?")
+    from clinfusion.seed import seed_everything
+
     cfg = load_config(path, overrides)
     seed_everything(cfg.seed)
     return cfg
@@ -75,14 +77,12 @@ def print_config(cfg) -> int:
     return 0
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) from the config."""
-    import numpy as np
-    import torch
+def refuse_existing_output(path: str, overwrite: bool) -> None:
+    """An output file (or folder) that exists is kept unless ``--overwrite`` was given."""
+    from clinfusion.errors import RunDirError
 
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    if Path(path).exists() and not overwrite:
+        raise RunDirError(f"output {path!r} exists: pass --overwrite to replace it")
 
 
 def optional_list(values: Optional[List[str]]) -> Optional[List[str]]:

@@ -25,13 +25,6 @@ from clinfusion.downstream.task import LabelInfo, targets_from_cohort
 VARIANTS = ("all", "no_image", "no_table")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def apply_variant(batch: Dict[str, Any], variant: str) -> Dict[str, Any]:
     """A shallow copy of ``batch`` with one modality removed (see module docstring)."""
     if variant == "all":

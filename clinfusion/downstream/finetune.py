@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from clinfusion.config.schema import RunConfig
-from clinfusion.downstream.data import FinetuneData, resolve_device
+from clinfusion.downstream.data import FinetuneData
+from clinfusion.training.distributed import resolve_device
 from clinfusion.downstream.evaluation import (evaluate_rows, json_safe, pick_threshold, predictions_frame,
                                               summary_row)
 from clinfusion.downstream.folds import Fold, fraction_rows, make_folds

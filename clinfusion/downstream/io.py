@@ -122,7 +122,7 @@ def load_finetuned(run_dir: str | Path, head: Optional[str] = None, device: Opti
 
     from clinfusion.config import load_config
     from clinfusion.datasets.preprocess import TabularPreprocessor
-    from clinfusion.downstream.data import resolve_device
+    from clinfusion.training.distributed import resolve_device
     from clinfusion.downstream.heads.fused import make_classifier
     from clinfusion.downstream.lgbm import load_boosters
     from clinfusion.models.io import build_model

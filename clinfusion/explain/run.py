@@ -128,7 +128,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
         ConfigError: unknown method; Grad-CAM layer not in the model (candidates listed).
         DataError: ``ids`` not in the cohort (listed); unusable table.
     """
-    from clinfusion.downstream.data import resolve_device
+    from clinfusion.training.distributed import resolve_device
     from clinfusion.downstream.external import prepare_external
 
     out = check_out_dir(out_dir, overwrite)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import random
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -20,13 +19,8 @@ import torch
 
 from clinfusion.config.schema import RunConfig
 from clinfusion.errors import ConfigError, DataError
+from clinfusion.seed import seed_everything
 from clinfusion.training.retrieval import format_table, retrieval_table
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def make_run_splits(cfg: RunConfig, cohort: Any, run_dir: Path, resume: bool, write: bool = True) -> np.ndarray:

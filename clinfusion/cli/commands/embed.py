@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
-from clinfusion.errors import ConfigError, RunDirError
+from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config, refuse_existing_output
+from clinfusion.errors import ConfigError
 
 
 @COMMANDS.register("embed")
@@ -23,8 +21,7 @@ class Embed:
         if args.overrides:
             raise ConfigError(f"embed uses the run's stored config and takes no overrides (got {args.overrides[0]!r}); "
                               f"re-run pretrain to change it")
-        if Path(args.out).exists() and not args.overwrite:
-            raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
+        refuse_existing_output(args.out, args.overwrite)
         from clinfusion.training.embed import run_embed
 
         out = run_embed(args.run, args.cohort, args.out)

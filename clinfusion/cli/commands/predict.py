@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
-from clinfusion.errors import RunDirError
+from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config, refuse_existing_output
 
 
 @COMMANDS.register("predict")
@@ -20,8 +17,7 @@ class Predict:
     def run(args) -> int:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
-        if Path(args.out).exists() and not args.overwrite:
-            raise RunDirError(f"output {args.out!r} exists: pass --overwrite to replace it")
+        refuse_existing_output(args.out, args.overwrite)
         from clinfusion.downstream.predict import run_predict
 
         out = run_predict(args.run, args.cohort, args.out, overrides=args.overrides)
