@@ -96,7 +96,6 @@ class ImageConfig(Section):
 class SplitConfig(Section):
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)  # share of patients
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    folds: int = Field(5, ge=2)  # k for patient-grouped cross-validation
     stratify: bool = True  # label-stratified where a single label exists
 
 

@@ -44,9 +44,22 @@ class Cohort:
     omics_group_names: Optional[List[str]] = None  # one name per omics group
     has_table: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N] any clinical/omics value
     table: str = ""  # the table path as configured (for messages)
+    skipped: List[dict] = field(default_factory=list)  # rows dropped by cohort.on_bad_image=skip: id, path, reason
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def subset(self, rows: Sequence[int]) -> "Cohort":
+        """A new cohort of the given rows (in that order); every per-row field is sliced."""
+        idx = np.asarray(rows, dtype=np.int64)
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        return Cohort(frame=self.frame.iloc[idx].reset_index(drop=True), root=self.root, ids=pick(self.ids),
+                      patients=pick(self.patients), image_paths=pick(self.image_paths), numeric=list(self.numeric),
+                      categorical=list(self.categorical), labels=self.labels, label_matrix=self.label_matrix[idx],
+                      label_index=self.label_index[idx],
+                      omics=None if self.omics is None else self.omics[idx], omics_columns=list(self.omics_columns),
+                      omics_groups=self.omics_groups, omics_group_names=self.omics_group_names,
+                      has_table=self.has_table[idx], table=self.table, skipped=list(self.skipped))
 
 
 def label_columns(cfg: CohortConfig) -> List[str]:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from clinfusion.config.schema import ImageConfig
 from clinfusion.datasets.batch import IMAGE, TABLE
-from clinfusion.datasets.images import build_loader, build_view_augment, check_image
+from clinfusion.datasets.images import build_loader, build_view_augment
 from clinfusion.errors import ConfigError, DataError
 from clinfusion.registry import Registry
 
@@ -243,37 +243,6 @@ def patient_groups(cohort: Any, rows: Sequence[int]) -> Dict[str, List[int]]:
     return dict(groups)
 
 
-def filter_readable_rows(
-    cohort: Any, rows: Sequence[int], image_cfg: ImageConfig, policy: str = "error"
-) -> Tuple[List[int], List[str]]:
-    """Apply ``cohort.on_bad_image`` before building a dataset.
-
-    Rows without an image (path None) are kept (the image modality is masked out). A row
-    whose image fails :func:`~clinfusion.datasets.images.check_image` raises
-    :class:`DataError` (``policy="error"``) or is dropped (``"skip"``).
-
-    Returns:
-        ``(rows_kept, dropped_paths)``.
-    """
-    if policy not in ("error", "skip"):
-        raise ConfigError(f"cohort.on_bad_image={policy!r} must be 'error' or 'skip'")
-    kept: List[int] = []
-    dropped: List[str] = []
-    for r in rows:
-        r = int(r)
-        path = cohort.image_paths[r]
-        reason = None if path is None else check_image(path, image_cfg)
-        if reason is None:
-            kept.append(r)
-        elif policy == "skip":
-            dropped.append(str(path))
-        else:
-            raise DataError(
-                f"row {r} (id {cohort.ids[r]!r}): {reason} (or set cohort.on_bad_image=skip to drop such rows)"
-            )
-    return kept, dropped
-
-
 def _seed_worker(worker_id: int) -> None:
     """Each worker: seed numpy/random and the dataset's random views from the loader's seed."""
     info = torch.utils.data.get_worker_info()
@@ -293,11 +262,12 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
     sampler: Optional[Sampler] = None,
+    prefetch_factor: Optional[int] = None,
 ) -> DataLoader:
     """A reproducible ``DataLoader``: seeded generator (shuffle order, worker seeds) and views.
 
     ``persistent_workers`` only takes effect with ``num_workers > 0``, ``pin_memory`` only with
-    CUDA present; a ``sampler`` (e.g.
+    CUDA present, ``prefetch_factor`` (batches per worker) only with workers; a ``sampler`` (e.g.
     ``DistributedSampler``) replaces ``shuffle``. Batches are collated with
     ``default_collate`` (``id`` / ``patient`` become lists of str).
     """
@@ -316,4 +286,5 @@ def make_loader(
         drop_last=drop_last,
         generator=generator,
         worker_init_fn=_seed_worker if num_workers > 0 else None,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
     )

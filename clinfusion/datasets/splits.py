@@ -10,8 +10,9 @@ per patient, so grouping is exact); k-fold uses ``StratifiedGroupKFold`` / ``Gro
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,7 @@ def kfold_assign(patients: Sequence, strat: Optional[Sequence], k: int, seed: in
     uniq, inverse, strata = _patient_labels(np.asarray(patients), None if strat is None else np.asarray(strat))
     if len(uniq) < k:
         raise DataError(f"{k}-fold cross-validation needs at least {k} patients, the cohort has {len(uniq)}: "
-                        f"lower finetune.cv_folds / split.folds")
+                        f"lower finetune.cv_folds")
     pids = np.arange(len(uniq))
     fold = np.zeros(len(uniq), np.int64)
     if _can_stratify(strata, k):
@@ -111,6 +112,56 @@ def kfold_assign(patients: Sequence, strat: Optional[Sequence], k: int, seed: in
     for i, (_, held) in enumerate(splitter):
         fold[held] = i
     return fold[inverse]
+
+
+@dataclass
+class Fold:
+    """One train / val / test partition of cohort rows (``name``: ``holdout`` or ``fold<k>``)."""
+
+    name: str
+    train: np.ndarray  # cohort rows
+    val: np.ndarray
+    test: np.ndarray
+
+
+def make_folds(rows: Sequence[int], patients: Sequence, strat: Optional[Sequence], cfg: SplitConfig, seed: int,
+               k: Optional[int] = None, given: Optional[Sequence] = None,
+               given_column: str = "split") -> Tuple[List[Fold], np.ndarray]:
+    """THE split function of every command: holdout or patient-grouped k-fold over cohort ``rows``.
+
+    Args:
+        rows: ``[R]`` cohort row numbers to split (e.g. the labelled rows).
+        patients, strat: ``[R]`` patient key and class per row (``strat`` None = unstratified;
+            ``cfg.stratify=False`` also turns stratification off, for holdout and k-fold).
+        cfg: the ``split`` section (fractions, ``stratify``).
+        k: folds for cross-validation (``finetune.cv_folds``); None = one holdout split.
+            Fold ``f`` tests on patient group ``f``, validates on group ``f+1 mod k``, trains on the rest.
+        given: ``[R]`` user-given split names (``cohort.split_column``), leakage-checked; holdout only.
+
+    Returns:
+        ``(folds, names)``: the folds and ``[R]`` split (or fold) name per row, for ``splits.csv``.
+
+    Raises:
+        DataError: fewer patients than folds, an empty train / test split, leakage in ``given``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    patients = np.asarray([str(p) for p in patients])
+    strat = None if strat is None or not cfg.stratify else np.asarray(strat)
+    if k:
+        fold_of = np.asarray(kfold_assign(patients, strat, k, seed))
+        folds = [Fold(f"fold{f}", rows[(fold_of != f) & (fold_of != (f + 1) % k)], rows[fold_of == (f + 1) % k],
+                      rows[fold_of == f]) for f in range(k)]
+        return folds, np.asarray([f"fold{f}" for f in fold_of], dtype=object)
+    if given is not None:
+        names = np.asarray(check_given_split(given, patients, given_column), dtype=object)
+    else:
+        names = np.asarray(make_splits(patients, strat, cfg, seed), dtype=object)
+    fold = Fold("holdout", rows[names == "train"], rows[names == "val"], rows[names == "test"])
+    for part in ("train", "test"):
+        if len(getattr(fold, part)) == 0:
+            raise DataError(f"the {part} split is empty ({len(rows)} rows): "
+                            f"adjust split.val_fraction / split.test_fraction or cohort.split_column")
+    return [fold], names
 
 
 def normalise_split(split_values: Sequence, column: str = "split") -> np.ndarray:

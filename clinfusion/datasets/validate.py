@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from clinfusion.config.schema import ImageConfig, RunConfig
+from clinfusion.config.schema import RunConfig
 from clinfusion.errors import ClinfusionError
 
 
@@ -26,6 +26,8 @@ class ValidationReport:
     rows_without_image: int = 0  # empty image cell
     images_missing: List[str] = field(default_factory=list)  # paths that do not exist
     images_unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    bad_image_rows: int = 0  # rows whose image is missing or unreadable (what on_bad_image acts on)
+    on_bad_image: str = "error"
     features: List[Tuple[str, str, float]] = field(default_factory=list)  # (column, numeric|categorical, missing rate)
     label_task: Optional[str] = None
     label_counts: Dict[str, int] = field(default_factory=dict)  # class (or multi-label column) -> rows
@@ -49,6 +51,9 @@ class ValidationReport:
                      f"{len(self.images_unreadable)} unreadable, {self.rows_without_image} rows without image")
         lines += [f"  missing: {p}" for p in self.images_missing]
         lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable]
+        if self.bad_image_rows and self.on_bad_image == "skip":
+            lines.append(f"  cohort.on_bad_image=skip: {self.bad_image_rows} row(s) will be skipped by every command "
+                         f"(listed in skipped_images.csv of each run)")
         if self.features:
             lines.append("features:")
             lines += [f"  {c:<24} {kind:<12} missing {rate:6.1%}" for c, kind, rate in self.features]
@@ -70,26 +75,31 @@ class ValidationReport:
             lines.append(f"omics: {self.omics_shape[0]} x {self.omics_shape[1]}, "
                          f"{self.omics_rows_matched} rows matched an omics row")
         lines.append("status: OK" if not self.fatal and not bad else
-                     ("status: FAILED" if self.fatal else "status: OK (bad images will be skipped)"))
+                     ("status: FAILED" if self.fatal else "status: OK (rows with bad images will be skipped)"))
         lines += [f"  fatal: {f}" for f in self.fatal]
         return "\n".join(lines)
 
 
-def _check_images(report: ValidationReport, paths: List[Optional[str]], image_cfg: ImageConfig) -> None:
+def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
+    """What the one data path (:mod:`clinfusion.datasets.builder`) will do with the images."""
     from pathlib import Path
 
-    from clinfusion.datasets.images import check_image  # lazy: owned by the image reader module
+    from clinfusion.datasets.builder import bad_image_error, screen_images
 
+    paths = cohort.image_paths
     report.rows_without_image = sum(p is None for p in paths)
-    for p in dict.fromkeys(p for p in paths if p is not None):
+    bad = screen_images(cohort, cfg.image)
+    reasons = {b["path"]: b["reason"] for b in bad}
+    for p in reasons:
         if not Path(p).exists():
             report.images_missing.append(p)
-            continue
-        reason = check_image(p, image_cfg)
-        if reason is None:
-            report.images_found += 1
         else:
-            report.images_unreadable.append((p, reason))
+            report.images_unreadable.append((p, reasons[p]))
+    report.images_found = len({p for p in paths if p is not None} - set(reasons))
+    report.bad_image_rows = len(bad)
+    report.on_bad_image = cfg.cohort.on_bad_image
+    if bad and cfg.cohort.on_bad_image == "error":
+        report.fatal.append(str(bad_image_error(bad)))
 
 
 def _labels(report: ValidationReport, cohort) -> None:
@@ -139,13 +149,7 @@ def validate_cohort(cfg: RunConfig) -> ValidationReport:
         return report
     report.loaded = True
     report.rows, report.patients = len(cohort.ids), len(set(cohort.patients))
-    _check_images(report, cohort.image_paths, cfg.image)
-    bad = report.images_missing + [p for p, _ in report.images_unreadable]
-    if bad and cfg.cohort.on_bad_image == "error":
-        first = (f"{report.images_missing[0]} not found" if report.images_missing
-                 else f"{report.images_unreadable[0][0]}: {report.images_unreadable[0][1]}")
-        report.fatal.append(f"{len(bad)} image(s) missing or unreadable, first: {first} "
-                            f"(fix the files or set cohort.on_bad_image=skip)")
+    _check_images(report, cohort, cfg)
     frame = cohort.frame
     report.features = [(c, kind, float(frame[c].isna().mean()))
                        for kind, cols in (("numeric", cohort.numeric), ("categorical", cohort.categorical))

@@ -19,32 +19,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from clinfusion.datasets.batch import IMAGE, TABLE
+from clinfusion.datasets.transforms import remove_modality
 from clinfusion.downstream.task import LabelInfo, targets_from_cohort
 
-VARIANTS = ("all", "no_image", "no_table")
-
-
-def apply_variant(batch: Dict[str, Any], variant: str) -> Dict[str, Any]:
-    """A shallow copy of ``batch`` with one modality removed (see module docstring)."""
-    if variant == "all":
-        return batch
-    out = dict(batch)
-    mask = batch["modality_mask"].clone()
-    if variant == "no_image":
-        mask[:, IMAGE] = False
-        out["image"] = torch.zeros_like(batch["image"])
-    elif variant == "no_table":
-        mask[:, TABLE] = False
-        for key in ("num", "omics"):
-            out[key] = torch.zeros_like(batch[key])
-            out[f"{key}_missing"] = torch.ones_like(batch[f"{key}_missing"])
-        out["cat"] = torch.zeros_like(batch["cat"])
-        out["cat_missing"] = torch.ones_like(batch["cat_missing"])
-    else:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    out["modality_mask"] = mask
-    return out
 
 
 def batch_to(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
@@ -102,19 +79,20 @@ class FinetuneData:
     def loader(self, rows: np.ndarray, shuffle: bool = False, seed: int = 0) -> DataLoader:
         """Batches ``(batch_dict, rows [B])`` over cohort ``rows`` (datasets cached per row set,
         so an image cache is filled once)."""
-        from clinfusion.datasets.dataset import CohortDataset, make_loader
+        from clinfusion.datasets.builder import LoaderSettings, build_dataset, build_loader
 
         rows = np.asarray(rows, dtype=np.int64)
         key = tuple(rows.tolist())
         if key not in self._datasets:
-            self._datasets[key] = _Indexed(CohortDataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
-        return make_loader(self._datasets[key], self.batch_size, shuffle, num_workers=self.num_workers, seed=seed)
+            self._datasets[key] = _Indexed(build_dataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
+        return build_loader(self._datasets[key], self.batch_size, shuffle, LoaderSettings(num_workers=self.num_workers),
+                            seed=seed)
 
     def batches(self, rows: np.ndarray, variant: str = "all", shuffle: bool = False,
                 seed: int = 0) -> Iterator[Tuple[Dict[str, Any], np.ndarray]]:
         """Device batches with ``variant`` applied, and their cohort rows."""
         for batch, idx in self.loader(rows, shuffle=shuffle, seed=seed):
-            yield apply_variant(batch_to(batch, self.device), variant), idx.numpy()
+            yield remove_modality(batch_to(batch, self.device), variant), idx.numpy()
 
     # ------------------------------------------------------------------ embeddings
     @torch.no_grad()

@@ -41,6 +41,9 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
         raise DataError(f"{ext.table}: no labelled rows in {', '.join(map(repr, info.columns))}: "
                         f"use predict for unlabelled data")
     out = Path(prepare_run_dir(out_dir, overwrite))
+    from clinfusion.datasets.builder import write_skipped
+
+    write_skipped(ext.cohort, out)
     cfg = run.cfg.evaluation
     cfg = cfg.model_copy(update={"subgroups": [c for c in cfg.subgroups if c in ext.cohort.frame.columns]})
     with warnings.catch_warnings():

@@ -76,7 +76,7 @@ def _cohort_config(run: FinetunedRun, table: str, labelled: bool, present: List[
 
 def prepare_external(run: FinetunedRun, table: Optional[str], labelled: bool) -> External:
     """Load ``table`` (default: the run's own cohort table) as the run was trained."""
-    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.datasets.builder import load_run_cohort
     from clinfusion.datasets.table import read_table
 
     table = table or run.cfg.cohort.table
@@ -92,7 +92,7 @@ def prepare_external(run: FinetunedRun, table: Optional[str], labelled: bool) ->
             raise DataError(f"{table}: label column {col!r} is missing: add it (or use predict for unlabelled rows)")
         map_labels(frame[col], run.label.classes, col, str(table))
     cfg = _cohort_config(run, table, labelled, list(frame.columns))
-    cohort = load_cohort(cfg, require_labels=labelled)
+    cohort = load_run_cohort(cfg, run.cfg.image, require_labels=labelled)  # cohort.on_bad_image applied here
     info: Optional[LabelInfo] = run.label if labelled else None
     data = FinetuneData(cohort, run.preprocessor, run.cfg.image, None, run.cfg.finetune.batch_size,
                         run.cfg.finetune.num_workers, next(run.model.parameters()).device,

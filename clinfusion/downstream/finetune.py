@@ -226,7 +226,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
         DataError / ConfigError: unusable cohort, empty split, a label fraction leaving a class empty.
     """
     from clinfusion.config import save_config
-    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.datasets.builder import load_run_cohort, write_skipped
     from clinfusion.training.rundir import prepare_run_dir
 
     if not cfg.finetune.heads:
@@ -236,7 +236,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
         HEADS.get(name)
     for name in cfg.finetune.baselines:
         BASELINES.get(name)
-    cohort = load_cohort(base.cfg.cohort, require_labels=True)
+    cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True)  # cohort.on_bad_image applied here
     info = LabelInfo.from_spec(cohort.labels)
     y = targets_from_cohort(cohort, info)
     rows = np.flatnonzero(labelled(y, info.task))
@@ -244,6 +244,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
                                     base.cfg.seed)
     run_dir = Path(prepare_run_dir(out_dir, overwrite))
     save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run
+    write_skipped(cohort, run_dir)
     device = resolve_device(cfg.device)
     fractions = base.cfg.finetune.label_fractions
     primary = (base.cfg.finetune.heads[0], 1.0 if 1.0 in fractions else max(fractions))

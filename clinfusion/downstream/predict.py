@@ -41,4 +41,7 @@ def run_predict(run_dir: str | Path, table: Optional[str], out_file: str | Path,
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
+    from clinfusion.datasets.builder import write_skipped
+
+    write_skipped(ext.cohort, out.parent, f"{out.stem}_skipped_images.csv")
     return out

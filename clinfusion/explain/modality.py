@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from clinfusion.datasets.batch import IMAGE, TABLE
+from clinfusion.datasets.transforms import remove_modality
 from clinfusion.explain.common import Explainable, forward_args, probabilities
-from clinfusion.explain.tabular import missing_table
 
 ProbFn = Callable[[Dict[str, Any]], np.ndarray]
 
@@ -35,19 +35,6 @@ def _share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(tot > 0, a / np.where(tot > 0, tot, 1.0), np.nan)
 
 
-def remove_modality(batch: Dict[str, Any], which: int) -> Dict[str, Any]:
-    """A copy of ``batch`` with the image (``IMAGE``) or the table (``TABLE``) removed."""
-    out = dict(batch)
-    mask = batch["modality_mask"].clone()
-    mask[:, which] = False
-    if which == IMAGE:
-        out["image"] = torch.zeros_like(batch["image"])
-    else:
-        out.update(missing_table(batch))
-    out["modality_mask"] = mask
-    return out
-
-
 def ablation_deltas(prob_fn: ProbFn, batch: Dict[str, Any], targets: Tensor) -> Dict[str, np.ndarray]:
     """``prob [B]`` and the target-probability drop without image / without table ``[B]``.
 
@@ -59,8 +46,8 @@ def ablation_deltas(prob_fn: ProbFn, batch: Dict[str, Any], targets: Tensor) -> 
         return np.asarray(prob_fn(b), dtype=np.float64)[np.arange(len(t)), t]
 
     p = p_of(batch)
-    return {"prob": p, "no_image": p - p_of(remove_modality(batch, IMAGE)),
-            "no_table": p - p_of(remove_modality(batch, TABLE))}
+    return {"prob": p, "no_image": p - p_of(remove_modality(batch, "no_image")),
+            "no_table": p - p_of(remove_modality(batch, "no_table"))}
 
 
 def neural_probs(ex: Explainable) -> ProbFn:

@@ -153,6 +153,9 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
     data.batch_size, data.device = max(cfg.batch_size, 1), device
     rows = select_rows(data.ids, ids, Path(run_dir), cfg.max_samples, ext.table)
     out = _make_out_dir(out)
+    from clinfusion.datasets.builder import write_skipped
+
+    write_skipped(ext.cohort, out)
     explainer = Explainer(ex, cfg, image_methods, tabular_methods, lgbm)
     collector = ResultCollector(out, run, data, explainer)
     batches = data.batches(rows)

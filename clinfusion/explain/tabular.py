@@ -26,6 +26,7 @@ from captum.attr import FeatureAblation, IntegratedGradients, LayerIntegratedGra
 from torch import Tensor
 
 from clinfusion.config.schema import ExplainConfig
+from clinfusion.datasets.transforms import missing_table
 from clinfusion.errors import ConfigError
 from clinfusion.explain.common import Explainable, forward_args
 from clinfusion.registry import Registry
@@ -57,15 +58,6 @@ def token_missing(ex: Explainable, batch: Dict[str, Any]) -> np.ndarray:
         parts.append(np.stack([om[:, g].all(axis=1) if len(g) else np.ones(len(om), bool)
                                for g in ex.omics_groups], axis=1))
     return np.concatenate(parts, axis=1)
-
-
-def missing_table(batch: Dict[str, Any]) -> Dict[str, Tensor]:
-    """The six tabular tensors with every value in the missing state (value 0, flag True)."""
-    out = {}
-    for k in ("num", "cat", "omics"):
-        out[k] = torch.zeros_like(batch[k])
-        out[f"{k}_missing"] = torch.ones_like(batch[f"{k}_missing"], dtype=torch.bool)
-    return out
 
 
 def _finish(ex: Explainable, batch: Dict[str, Any], values: np.ndarray, genes: Optional[np.ndarray] = None

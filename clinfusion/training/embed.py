@@ -15,8 +15,6 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from clinfusion.errors import DataError
-
 
 def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | os.PathLike,
               device: str = "auto", batch_size: int = 64) -> Path:
@@ -28,23 +26,19 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     """
     import pandas as pd
 
-    from clinfusion.datasets.cohort import load_cohort
-    from clinfusion.datasets.dataset import CohortDataset, filter_readable_rows, make_loader
+    from clinfusion.datasets.builder import build_dataset, build_loader, load_run_cohort, write_skipped
     from clinfusion.models.io import load_pretrained
     from clinfusion.training.distributed import resolve_device
 
     cfg, pre, model = load_pretrained(run_dir)
     dev = resolve_device(device if device != "auto" else cfg.device)
     model = model.to(dev).eval()
-    cohort = load_cohort(cfg.cohort, table)
-    arrays = pre.transform(cohort, cfg.cohort.missing_features)
-    rows, _ = filter_readable_rows(cohort, range(len(cohort.ids)), cfg.image, cfg.cohort.on_bad_image)
-    if not rows:
-        raise DataError(f"{table or cfg.cohort.table}: no row left to embed (every image unreadable)")
-    ds = CohortDataset(cohort, arrays, rows, cfg.image.model_copy(update={"cache": "none"}))
+    cohort = load_run_cohort(cfg.cohort, cfg.image, table)  # cohort.on_bad_image applied here
+    ds = build_dataset(cohort, pre, range(len(cohort.ids)), cfg.image.model_copy(update={"cache": "none"}),
+                       missing_features=cfg.cohort.missing_features)
     cols: Dict[str, List] = {"id": [], "patient": [], "image_emb": [], "table_emb": [], "fused_emb": []}
     with torch.no_grad():
-        for batch in make_loader(ds, batch_size, shuffle=False):
+        for batch in build_loader(ds, batch_size, shuffle=False):
             b = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = model(b)
             mask = batch["modality_mask"].bool().numpy()
@@ -57,4 +51,5 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     out_path = Path(out_file)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(cols).to_parquet(out_path, index=False)
+    write_skipped(cohort, out_path.parent, f"{out_path.stem}_skipped_images.csv")
     return out_path

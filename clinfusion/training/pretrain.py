@@ -56,18 +56,21 @@ def _check_batch_size(cfg: RunConfig, n_train: int) -> None:
                           f"({n_train} rows): lower pretrain.batch_size to at most {max(2, n_train // world)}")
 
 
-def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = True) -> Tuple[Any, Any, Any, Any]:
-    """``(cohort, preprocessor, train_ds, val_ds)``; writes splits.csv and preprocessing.json
-    when ``write``."""
-    from clinfusion.datasets.cohort import load_cohort
-    from clinfusion.datasets.dataset import CohortDataset, filter_readable_rows
+def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = True,
+                   cohort: Any = None) -> Tuple[Any, Any, Any, Any]:
+    """``(cohort, preprocessor, train_ds, val_ds)`` through the one data path
+    (:mod:`clinfusion.datasets.builder`: ``cohort.on_bad_image`` applied before anything
+    trains; pass ``cohort`` when already loaded with ``load_run_cohort``); writes splits.csv,
+    preprocessing.json and skipped_images.csv when ``write``."""
+    from clinfusion.datasets.builder import build_dataset, load_run_cohort, write_skipped
     from clinfusion.datasets.preprocess import TabularPreprocessor
 
-    cohort = load_cohort(cfg.cohort)
+    if cohort is None:
+        cohort = load_run_cohort(cfg.cohort, cfg.image, show=write)
+    if write:
+        write_skipped(cohort, run_dir)
     splits = make_run_splits(cfg, cohort, run_dir, resume, write)
-    policy = cfg.cohort.on_bad_image
-    train_rows, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "train"), cfg.image, policy)
-    val_rows, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "val"), cfg.image, policy)
+    train_rows, val_rows = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
     _check_batch_size(cfg, len(train_rows))
     pre_path = run_dir / "preprocessing.json"
     if resume and pre_path.is_file():
@@ -78,8 +81,8 @@ def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = Tr
             pre.save(pre_path)
     arrays = pre.transform(cohort)
     views = cfg.pretrain.losses.simclr > 0 or cfg.pretrain.losses.byol > 0
-    train = CohortDataset(cohort, arrays, train_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed)
-    val = CohortDataset(cohort, arrays, val_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed + 1)
+    train = build_dataset(cohort, arrays, train_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed)
+    val = build_dataset(cohort, arrays, val_rows, cfg.image, views=views, micle=cfg.pretrain.micle, seed=cfg.seed + 1)
     return cohort, pre, train, val
 
 
@@ -142,13 +145,16 @@ def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = F
 
     from clinfusion.training.distributed import barrier, setup_distributed
 
+    from clinfusion.datasets.builder import load_run_cohort
+
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     run_dir = Path(out_dir)
+    cohort = load_run_cohort(cfg.cohort, cfg.image, show=dist.is_main)  # bad images: stop or skip, before any folder
     if dist.is_main:
         run_dir = prepare_run_dir(out_dir, overwrite, resume)
     barrier(dist)
     seed_everything(cfg.seed)
-    cohort, pre, train_ds, val_ds = build_datasets(cfg, run_dir, resume, write=dist.is_main)
+    cohort, pre, train_ds, val_ds = build_datasets(cfg, run_dir, resume, write=dist.is_main, cohort=cohort)
     if dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
     model = build_model(cfg, pre.schema)

@@ -6,7 +6,7 @@ import torch
 
 from clinfusion.config.schema import ImageConfig
 from clinfusion.datasets.batch import SAMPLE_KEYS
-from clinfusion.datasets.dataset import CohortDataset, filter_readable_rows, make_loader, patient_groups
+from clinfusion.datasets.dataset import CohortDataset, make_loader, patient_groups
 from clinfusion.errors import DataError
 
 NO_AUG = {"crop_scale": [1.0, 1.0], "flip_prob": 0.0, "rotate_degrees": 0.0, "intensity_shift": 0.0,
@@ -114,17 +114,14 @@ def test_micle_second_view_from_same_patient(tmp_path):
     assert CohortDataset(cohort, arrays, rows=[0], image_cfg=cfg, views=True, micle=True)[0]["image_view2"].mean() == 0.0
 
 
-def test_bad_image_error_and_skip_policy(tmp_path):
+def test_unreadable_image_read_anyway_names_row_and_file(tmp_path):
     cohort, arrays = _cohort(tmp_path, missing_image=(5,))
     (tmp_path / "img2.npy").write_bytes(b"garbage")
     cohort.image_paths[4] = str(tmp_path / "gone.npy")
     with pytest.raises(DataError) as e:
         CohortDataset(cohort, arrays, rows=range(6), image_cfg=_img_cfg())[2]
     assert "row 2" in str(e.value) and "'s2'" in str(e.value) and "img2.npy" in str(e.value)
-    with pytest.raises(DataError, match=r"row 2 \(id 's2'\).*img2.npy.*on_bad_image=skip"):
-        filter_readable_rows(cohort, range(6), _img_cfg(), "error")
-    kept, dropped = filter_readable_rows(cohort, range(6), _img_cfg(), "skip")
-    assert kept == [0, 1, 3, 5] and dropped == [str(tmp_path / "img2.npy"), str(tmp_path / "gone.npy")]
+    # cohort.on_bad_image (error / skip) is applied earlier, by datasets/builder.py: tests/datasets/test_ds_builder.py
 
 
 def test_memory_cache_serves_loaded_tensors(tmp_path):

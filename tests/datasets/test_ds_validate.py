@@ -22,14 +22,16 @@ def test_missing_and_corrupt_images_are_listed_and_fatal(tiny_cfg, tiny_table):
     assert report.rows == 12 and report.patients == 6 and report.images_found == 10
     assert report.images_missing == [missing]
     assert [p for p, _ in report.images_unreadable] == [str(corrupt.resolve())]
-    assert report.fatal[0].startswith(f"2 image(s) missing or unreadable, first: {missing} not found")
+    assert report.fatal[0].startswith("row 4 (id 's04'): ") and missing in report.fatal[0]
+    assert "and 1 more image(s) are missing or unreadable" in report.fatal[0]  # the commands' own error line
     text = report.render()
     assert f"missing: {missing}" in text and f"unreadable: {corrupt.resolve()}" in text and "FAILED" in text
     assert report.features == [("age", "numeric", 1 / 12), ("sex", "categorical", 1 / 12)]
     assert report.label_counts == {"0": 6, "1": 6} and report.omics_shape is None
     assert sum(r for r, _ in report.split_sizes.values()) == 12 and report.leakage == []
     skip = validate_cohort(_run_cfg(tiny_cfg, on_bad_image="skip"))
-    assert skip.fatal == [] and len(skip.images_missing) == 1
+    assert skip.fatal == [] and len(skip.images_missing) == 1 and skip.bad_image_rows == 2
+    assert "2 row(s) will be skipped" in skip.render()
 
 
 def test_given_split_leakage_and_load_errors_are_fatal(tiny_table, tiny_cfg, tmp_path):

@@ -11,7 +11,8 @@ from clinfusion.encoders.tabular import TabularEncoder
 from clinfusion.explain.adapter import explainable_from_classifier
 from clinfusion.explain.common import forward_args
 from clinfusion.explain.image import explain_images
-from clinfusion.explain.tabular import explain_table, missing_table
+from clinfusion.datasets.transforms import missing_table
+from clinfusion.explain.tabular import explain_table
 
 SCHEMA = TableSchema(numeric=["marker", "age"], categorical=["sex"], cat_cardinalities=[3],
                      omics_columns=[f"g{i}" for i in range(5)])

@@ -7,7 +7,8 @@ from xp_helpers import LinearToy, toy_batch, toy_explainable
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.explain.common import forward_args
 from clinfusion.explain.image import explain_images
-from clinfusion.explain.modality import modality_share, neural_probs, remove_modality, share_summary
+from clinfusion.datasets.transforms import remove_modality
+from clinfusion.explain.modality import modality_share, neural_probs, share_summary
 from clinfusion.explain.tabular import explain_table
 
 
@@ -28,8 +29,8 @@ def test_shares_match_hand_computation():
 
     with torch.no_grad():
         p = torch.sigmoid(model(*forward_args(batch)))[:, 0].numpy()
-        p_ni = torch.sigmoid(model(*forward_args(remove_modality(batch, 0))))[:, 0].numpy()
-        p_nt = torch.sigmoid(model(*forward_args(remove_modality(batch, 1))))[:, 0].numpy()
+        p_ni = torch.sigmoid(model(*forward_args(remove_modality(batch, "no_image"))))[:, 0].numpy()
+        p_nt = torch.sigmoid(model(*forward_args(remove_modality(batch, "no_table"))))[:, 0].numpy()
     np.testing.assert_allclose(frame["delta_prob_no_image"], p - p_ni, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(frame["delta_prob_no_table"], p - p_nt, rtol=1e-5, atol=1e-7)
     d_i, d_t = np.abs(p - p_ni), np.abs(p - p_nt)
@@ -40,7 +41,7 @@ def test_shares_match_hand_computation():
 def test_remove_modality_leaves_input_untouched():
     batch = toy_batch()
     before = batch["num"].clone()
-    out = remove_modality(batch, 1)
+    out = remove_modality(batch, "no_table")
     assert out["num_missing"].all() and not out["modality_mask"][:, 1].any()
     assert torch.equal(batch["num"], before) and batch["modality_mask"].all()
 

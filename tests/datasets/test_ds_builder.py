@@ -1,0 +1,62 @@
+"""The one data path (datasets/builder.py): bad-image policy, cohort subsets, loader settings."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clinfusion.config.schema import FinetuneConfig, ImageConfig, PretrainConfig
+from clinfusion.datasets.builder import (LoaderSettings, build_dataset, build_loader, load_run_cohort,
+                                         screen_images, write_skipped)
+from clinfusion.datasets.cohort import load_cohort
+from clinfusion.datasets.preprocess import TabularPreprocessor
+from clinfusion.errors import DataError
+
+IMG = ImageConfig(size=[16, 16])
+
+
+def _break(tiny_table):
+    (tiny_table.parent / "img" / "4.png").unlink()
+    corrupt = tiny_table.parent / "img" / "7.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:30])  # truncated PNG
+    return str((tiny_table.parent / "img" / "4.png").resolve()), str(corrupt.resolve())
+
+
+def test_screen_lists_missing_and_truncated_rows(tiny_cfg, tiny_table):
+    missing, truncated = _break(tiny_table)
+    bad = screen_images(load_cohort(tiny_cfg), IMG)
+    assert [(b["row"], b["id"], b["path"]) for b in bad] == [(4, "s04", missing), (7, "s07", truncated)]
+    assert "not found" in bad[0]["reason"] and "cannot be decoded" in bad[1]["reason"]
+
+
+def test_error_policy_is_one_line_with_first_path_and_count(tiny_cfg, tiny_table):
+    missing, _ = _break(tiny_table)
+    with pytest.raises(DataError) as e:
+        load_run_cohort(tiny_cfg, IMG)
+    msg = str(e.value)
+    assert "\n" not in msg and missing in msg and "and 1 more image(s)" in msg and "on_bad_image=skip" in msg
+
+
+def test_skip_policy_drops_rows_everywhere_and_lists_them(tiny_cfg, tiny_table, tmp_path, capsys):
+    missing, truncated = _break(tiny_table)
+    cohort = load_run_cohort(tiny_cfg.model_copy(update={"on_bad_image": "skip"}), IMG)
+    assert "skipped 2 row(s)" in capsys.readouterr().out
+    keep = [r for r in range(12) if r not in (4, 7)]
+    assert cohort.ids == [f"s{r:02d}" for r in keep] and len(cohort.frame) == 10
+    assert cohort.label_index.tolist() == [[1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0][r] for r in keep]
+    assert cohort.has_table.shape == (10,) and cohort.frame["sid"].tolist() == cohort.ids
+    path = write_skipped(cohort, tmp_path / "out")
+    frame = pd.read_csv(path, dtype=str)
+    assert frame[["id", "path"]].values.tolist() == [["s04", missing], ["s07", truncated]]
+    assert write_skipped(load_cohort(tiny_cfg.model_copy(update={"image_column": None})), tmp_path / "x") is None
+
+
+def test_dataset_and_loader_from_the_builder(tiny_cfg, tmp_path):
+    cohort = load_run_cohort(tiny_cfg, IMG)
+    pre = TabularPreprocessor(tiny_cfg).fit(cohort, np.arange(8))
+    ds = build_dataset(cohort, pre, [0, 3, 5], IMG)
+    batch = next(iter(build_loader(ds, 2, shuffle=False, settings=LoaderSettings.from_section(FinetuneConfig()))))
+    assert batch["id"] == ["s00", "s03"] and batch["image"].shape == (2, 1, 16, 16)
+    assert torch.equal(batch["num"][1], torch.as_tensor(pre.transform(cohort)["num"][3]))
+    s = LoaderSettings.from_section(PretrainConfig(num_workers=3, pin_memory=False, persistent_workers=True))
+    assert (s.num_workers, s.pin_memory, s.persistent_workers) == (3, False, True)
