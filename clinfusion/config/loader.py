@@ -111,10 +111,10 @@ def _unwrap_model(ann: Any) -> Any:
 
 
 def _format_error(err: Dict[str, Any]) -> str:
-    loc = [p for p in err["loc"] if not isinstance(p, int) or True]
     # pydantic puts union branch names into loc (e.g. 'list[str]'); drop them from the path
-    clean = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("literal")))]
-    key = ".".join(clean)
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("literal")))]
+    clean = [str(p) for p in loc if not isinstance(p, int)]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")  # e.g. image.size[0]
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = _model_at(clean[:-1])

@@ -19,9 +19,11 @@ Top-level layout::
 
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Optional, Union
+from typing import Annotated, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]  # a share in (0, 1]
 
 
 class Section(BaseModel):
@@ -57,39 +59,32 @@ class CohortConfig(Section):
 # --------------------------------------------------------------------------- image
 class IntensityConfig(Section):
     mode: Literal["scale", "zscore", "window", "none"] = "scale"  # scale: to [0,1] from min/max
-    a_min: Optional[float] = None  # window mode: lower bound (e.g. -1000 HU)
+    a_min: Optional[float] = None  # window mode: lower bound (e.g. -1000 HU); any real (checked a_min < a_max)
     a_max: Optional[float] = None  # window mode: upper bound
 
 
 class AugmentConfig(Section):
     """Augmentations for self-supervised views (applied only where a task asks for views)."""
 
-    crop_scale: List[float] = Field(default_factory=lambda: [0.6, 1.0])  # random resized crop area
-    flip_prob: float = 0.5
-    rotate_degrees: float = 10.0
-    intensity_shift: float = 0.1  # random intensity shift (fraction of range)
-    contrast_gamma: List[float] = Field(default_factory=lambda: [0.8, 1.25])
-    noise_std: float = 0.02
-    blur_prob: float = 0.2
+    crop_scale: List[Fraction] = Field(default_factory=lambda: [0.6, 1.0], min_length=1, max_length=2)  # random resized crop area [min, max], each in (0, 1]
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0)  # probability of a flip along the last axis
+    rotate_degrees: float = Field(10.0, ge=0.0, le=180.0)  # max rotation either way
+    intensity_shift: float = Field(0.1, ge=0.0)  # random intensity shift (fraction of range)
+    contrast_gamma: List[PositiveFloat] = Field(default_factory=lambda: [0.8, 1.25], min_length=2, max_length=2)  # gamma range [low, high]
+    noise_std: float = Field(0.02, ge=0.0)  # Gaussian noise std (in normalised intensity units)
+    blur_prob: float = Field(0.2, ge=0.0, le=1.0)  # probability of a Gaussian blur
 
 
 class ImageConfig(Section):
     spatial_dims: Literal[2, 3] = 2
     channels: Literal[1, 3] = 1  # images are converted to this many channels
-    size: List[int] = Field(default_factory=lambda: [64, 64])  # output size per spatial dim
-    spacing: Optional[List[float]] = None  # resample to this voxel spacing (3D), mm
+    size: List[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=2, max_length=3)  # output size per spatial dim
+    spacing: Optional[List[PositiveFloat]] = None  # resample to this voxel spacing (3D), mm
     orientation: Optional[str] = None  # e.g. "RAS" (3D)
     intensity: IntensityConfig = Field(default_factory=IntensityConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     cache: Literal["none", "memory", "disk"] = "none"  # MONAI CacheDataset / PersistentDataset
     cache_dir: Optional[str] = None  # for cache=disk
-
-    @field_validator("size")
-    @classmethod
-    def _positive(cls, v: List[int]) -> List[int]:
-        if not v or any(s <= 0 for s in v):
-            raise ValueError("every size must be a positive integer")
-        return v
 
 
 # --------------------------------------------------------------------------- split
@@ -103,77 +98,77 @@ class SplitConfig(Section):
 class ImageEncoderConfig(Section):
     name: str = "resnet18"  # registry name: see clinfusion.encoders.list_image_encoders()
     weights: Optional[str] = None  # local .safetensors / .pt state dict; never downloaded
-    width: Optional[int] = None  # override base width (tiny test models)
-    dropout: float = 0.0
+    width: Optional[int] = Field(None, ge=1)  # override base width (tiny test models)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout before the embedding
 
 
 class TabularEncoderConfig(Section):
-    hidden_size: int = 64  # token width of the transformer
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 128
-    dropout: float = 0.1
+    hidden_size: int = Field(64, ge=1)  # token width of the transformer (a multiple of num_heads)
+    num_layers: int = Field(2, ge=1)  # transformer layers
+    num_heads: int = Field(4, ge=1)  # attention heads
+    intermediate_size: int = Field(128, ge=1)  # feed-forward width
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # transformer dropout
     omics_grouping: Literal["chunk", "gene_sets"] = "chunk"  # how omics columns become tokens
-    omics_chunk_size: int = 256  # columns per omics token when grouping by chunk
+    omics_chunk_size: int = Field(256, ge=1)  # columns per omics token when grouping by chunk
 
 
 class FusionConfig(Section):
     name: Literal["concat", "gated", "cross_attention"] = "concat"  # registry name
-    dim: int = 128  # fused embedding width
-    num_heads: int = 4  # cross-attention only
+    dim: int = Field(128, ge=1)  # fused embedding width
+    num_heads: int = Field(4, ge=1)  # cross-attention only (dim must be a multiple)
 
 
 class ModelConfig(Section):
     image_encoder: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
     tabular_encoder: TabularEncoderConfig = Field(default_factory=TabularEncoderConfig)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
-    projection_dim: int = 128  # shared space of the CLIP-style alignment
+    projection_dim: int = Field(128, ge=1)  # shared space of the CLIP-style alignment
     modality_dropout: float = Field(0.1, ge=0.0, lt=1.0)  # drop a whole modality in training
 
 
 # --------------------------------------------------------------------------- pretrain
 class LossWeights(Section):
-    clip: float = 1.0  # image<->table symmetric InfoNCE (Radford et al. 2021)
-    simclr: float = 0.5  # image NT-Xent over two views (Chen et al. 2020)
-    byol: float = 0.0  # image BYOL (Grill et al. 2020)
-    scarf: float = 0.5  # tabular corruption contrastive (Bahri et al. 2022)
-    masked_features: float = 0.0  # tabular masked-feature reconstruction
+    clip: float = Field(1.0, ge=0.0)  # image<->table symmetric InfoNCE (Radford et al. 2021)
+    simclr: float = Field(0.5, ge=0.0)  # image NT-Xent over two views (Chen et al. 2020)
+    byol: float = Field(0.0, ge=0.0)  # image BYOL (Grill et al. 2020)
+    scarf: float = Field(0.5, ge=0.0)  # tabular corruption contrastive (Bahri et al. 2022)
+    masked_features: float = Field(0.0, ge=0.0)  # tabular masked-feature reconstruction
 
 
 class PretrainConfig(Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)  # per process
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
+    lr: float = Field(1e-3, gt=0.0)  # peak AdamW learning rate
+    weight_decay: float = Field(0.05, ge=0.0)  # AdamW decoupled weight decay
+    warmup_epochs: float = Field(1.0, ge=0.0)  # linear warm-up, then cosine decay
     grad_accum: int = Field(1, ge=1)
-    grad_clip: Optional[float] = 1.0
+    grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     grad_checkpointing: bool = False
     losses: LossWeights = Field(default_factory=LossWeights)
-    temperature: float = 0.07  # initial CLIP / NT-Xent temperature
-    max_logit_scale: float = 100.0  # learnable CLIP logit scale is clamped to this
+    temperature: float = Field(0.07, gt=0.0)  # initial CLIP / NT-Xent temperature
+    max_logit_scale: float = Field(100.0, gt=0.0)  # learnable CLIP logit scale is clamped to this
     micle: bool = False  # two images of one patient as a positive pair (Azizi et al. 2021)
-    scarf_corruption: float = 0.6  # share of features replaced in SCARF views
-    mask_ratio: float = 0.3  # masked-feature reconstruction
-    num_workers: int = 0
-    pin_memory: bool = True
-    persistent_workers: bool = True
-    checkpoint_every: int = 1  # epochs
+    scarf_corruption: float = Field(0.6, gt=0.0, lt=1.0)  # share of features replaced in SCARF views
+    mask_ratio: float = Field(0.3, gt=0.0, lt=1.0)  # masked-feature reconstruction
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
+    pin_memory: bool = True  # page-locked host batches (CUDA only)
+    persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
+    checkpoint_every: int = Field(1, ge=1)  # epochs
     checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps (mid-epoch resume)
-    retrieval_every: int = 1  # epochs
-    log_every: int = 10  # steps
+    retrieval_every: int = Field(1, ge=1)  # epochs
+    log_every: int = Field(10, ge=1)  # steps
     progress: bool = True
 
 
 # --------------------------------------------------------------------------- finetune
 class LightGBMConfig(Section):
-    n_estimators: int = 200
-    learning_rate: float = 0.05
-    num_leaves: int = 15
-    min_child_samples: int = 10
+    n_estimators: int = Field(200, ge=1)  # boosting rounds
+    learning_rate: float = Field(0.05, gt=0.0)  # shrinkage
+    num_leaves: int = Field(15, ge=2)  # leaves per tree
+    min_child_samples: int = Field(10, ge=1)  # rows per leaf at least
     with_raw_features: bool = True  # concatenate raw clinical features to the fused embedding
-    num_threads: int = 0  # LightGBM threads; 0 = LightGBM's default (all cores)
+    num_threads: int = Field(0, ge=0)  # LightGBM threads; 0 = LightGBM's default (all cores)
 
 
 class FinetuneConfig(Section):
@@ -181,32 +176,25 @@ class FinetuneConfig(Section):
     baselines: List[Literal["tabular_lgbm", "image_only", "fused_scratch"]] = Field(
         default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"]
     )
-    label_fractions: List[float] = Field(default_factory=lambda: [1.0])
+    label_fractions: List[Fraction] = Field(default_factory=lambda: [1.0], min_length=1)  # each in (0, 1]: share of training patients with labels
     cv_folds: Optional[int] = Field(None, ge=3)  # None: holdout split; k >= 3: patient-grouped k-fold CV (one fold tests, the next validates, k-2 train)
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)
-    lr: float = 1e-3
-    encoder_lr: float = 1e-4  # full fine-tuning: lower learning rate for encoders
-    weight_decay: float = 1e-4
+    lr: float = Field(1e-3, gt=0.0)  # head learning rate
+    encoder_lr: float = Field(1e-4, gt=0.0)  # full fine-tuning: lower learning rate for encoders
+    weight_decay: float = Field(1e-4, ge=0.0)  # AdamW weight decay
     freeze: List[str] = Field(default_factory=list)  # full fine-tuning: module names to freeze
-    mlp_hidden: int = 128
+    mlp_hidden: int = Field(128, ge=1)  # hidden width of the mlp head
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
-    num_workers: int = 0
-
-    @field_validator("label_fractions")
-    @classmethod
-    def _fractions(cls, v: List[float]) -> List[float]:
-        if not v or any(not (0.0 < f <= 1.0) for f in v):
-            raise ValueError("each label fraction must be in (0, 1]")
-        return v
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
 
 
 class EvaluationConfig(Section):
     bootstrap: int = Field(1000, ge=0)  # bootstrap resamples of patients for 95% CIs (0 = off)
-    ci: float = 0.95
+    ci: float = Field(0.95, gt=0.0, lt=1.0)  # confidence level of the bootstrap intervals
     subgroups: List[str] = Field(default_factory=list)  # cohort columns, e.g. [sex, view]
-    age_bands: Optional[List[float]] = None  # cut points turning a numeric subgroup into bands
-    ece_bins: int = 10
+    age_bands: Optional[List[float]] = None  # any real cut points turning a numeric subgroup into bands
+    ece_bins: int = Field(10, ge=1)  # bins of the expected calibration error
     threshold: Literal["youden", "0.5"] = "youden"  # operating point chosen on validation
     missing_modality: bool = True  # also report with image removed / table removed
 
@@ -216,16 +204,16 @@ class ExplainConfig(Section):
         default_factory=lambda: ["integrated_gradients", "occlusion", "gradcam", "tabular_ig", "feature_ablation"]
     )
     gradcam_layer: Optional[str] = None  # module path; None = last conv/block of the image encoder
-    ig_steps: int = 32
-    occlusion_window: Optional[List[int]] = None  # default: 1/8 of the image size
-    batch_size: int = 16
-    faithfulness_steps: int = 10
-    max_samples: int = 8  # samples explained when --ids is not given
+    ig_steps: int = Field(32, ge=1)  # Integrated Gradients interpolation steps
+    occlusion_window: Optional[List[PositiveInt]] = None  # default: 1/8 of the image size
+    batch_size: int = Field(16, ge=1)  # samples per attribution batch
+    faithfulness_steps: int = Field(10, ge=1)  # deletion-curve steps
+    max_samples: int = Field(8, ge=1)  # samples explained when --ids is not given
 
 
 # --------------------------------------------------------------------------- root
 class RunConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # seeds splits, initialisation, views and loaders
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cohort: CohortConfig = Field(default_factory=CohortConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
