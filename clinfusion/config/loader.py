@@ -31,6 +31,7 @@ PATH_KEYS = (
     ("cohort", "omics", "gene_sets"),
     ("model", "image_encoder", "weights"),
     ("image", "cache_dir"),
+    ("federated", "root_certificates"),
 )
 
 
@@ -154,6 +155,12 @@ def _resolve_paths(data: Dict[str, Any], base: Path) -> None:
             val = node.get(keys[-1])
             if isinstance(val, str) and val and not os.path.isabs(val) and not val.startswith("pkg://"):
                 node[keys[-1]] = str((base / val).resolve())
+    fed = data.get("federated")
+    tables = fed.get("site_tables") if isinstance(fed, dict) else None
+    if isinstance(tables, dict):  # {site: table}: every value is a path
+        for site, val in tables.items():
+            if isinstance(val, str) and val and not os.path.isabs(val) and not val.startswith("pkg://"):
+                tables[site] = str((base / val).resolve())
 
 
 def load_config(path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> RunConfig:

@@ -15,6 +15,7 @@ Top-level layout::
     finetune: FinetuneConfig    (heads, baselines, label fractions, CV)
     evaluation: EvaluationConfig (bootstrap CIs, subgroups, calibration)
     explain:  ExplainConfig     (attribution methods, faithfulness)
+    federated: FederatedConfig  (Flower: sites, rounds, strategy, privacy; runtime=off = ordinary pretraining)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class CohortConfig(Section):
     categorical: Optional[List[str]] = None  # categorical features; None = inferred from dtype
     exclude: List[str] = Field(default_factory=list)  # never used as features (e.g. text labels)
     split_column: Optional[str] = None  # optional given split (train/val/test); checked for leakage
+    site_column: Optional[str] = None  # federated: hospital/site of each row (never a feature); sites = its values
     omics: Optional[OmicsConfig] = None
     on_bad_image: Literal["error", "skip"] = "error"  # unreadable/missing image file: fail fast or drop row
     missing_features: Literal["error", "missing"] = "error"  # at inference: absent trained column
@@ -211,6 +213,35 @@ class ExplainConfig(Section):
     max_samples: int = Field(8, ge=1)  # samples explained when --ids is not given
 
 
+# --------------------------------------------------------------------------- federated
+class FederatedConfig(Section):
+    """Federated pretraining on Flower (McMahan et al. 2017): the same model, losses and engine
+    as ``pretrain``, trained where the rows are (see clinfusion/federated and README "Federated")."""
+
+    runtime: Literal["off", "simulation", "deployment"] = "off"  # off: ordinary pretraining; simulation: all
+    # sites on this machine; deployment: submit to a running SuperLink (flower-superlink / flower-supernode)
+    site_tables: Dict[str, str] = Field(default_factory=dict)  # {site: table} per-site cohort tables (else
+    # cohort.site_column splits cohort.table); relative paths resolve from the config file
+    rounds: int = Field(10, ge=1)  # federated rounds (each: broadcast, local training, aggregation, checkpoint)
+    local_epochs: int = Field(1, ge=1)  # local passes over a site's training rows per round
+    local_steps: Optional[int] = Field(None, ge=1)  # instead: this many local optimizer steps per round
+    fraction_sites: float = Field(1.0, gt=0.0, le=1.0)  # share of connected sites sampled each round
+    min_sites: int = Field(2, ge=1)  # sites that must be connected (deployment) and sampled per round
+    strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"  # Flower strategy (registry in federated/)
+    mu: float = Field(0.01, ge=0.0)  # FedProx proximal weight (Li et al. 2020); fedprox only
+    server_lr: float = Field(0.01, gt=0.0)  # FedAdam server learning rate eta (Reddi et al. 2021); fedadam only
+    local_optimizer: Literal["adamw", "sgd"] = "adamw"  # local solver (fresh each round, constant pretrain.lr)
+    keep_local_norm: bool = False  # FedBN (Li et al. 2021): normalisation layers stay at each site
+    min_category_count: int = Field(5, ge=1)  # a site reveals a category value only if it has >= this many rows
+    dp_noise_multiplier: float = Field(0.0, ge=0.0)  # client-side DP (Flower fixed clipping); 0 = off
+    dp_clipping_norm: float = Field(1.0, gt=0.0)  # L2 bound on each site's update when DP is on
+    connect_timeout_s: float = Field(120.0, gt=0.0)  # wait at most this long for min_sites SuperNodes
+    round_timeout_s: float = Field(3600.0, gt=0.0)  # a sampled site not answering within this drops out (error)
+    superlink: str = "127.0.0.1:9093"  # deployment: SuperLink Control API address used by `flwr run`
+    insecure: bool = True  # deployment: no TLS (localhost only); False = TLS with root_certificates
+    root_certificates: Optional[str] = None  # deployment: CA certificate (PEM) of the SuperLink when TLS is on
+
+
 # --------------------------------------------------------------------------- root
 class RunConfig(Section):
     seed: int = Field(0, ge=0)  # seeds splits, initialisation, views and loaders
@@ -223,3 +254,4 @@ class RunConfig(Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    federated: FederatedConfig = Field(default_factory=FederatedConfig)

@@ -73,7 +73,8 @@ def _check_columns(frame: pd.DataFrame, cfg: CohortConfig, table: str) -> None:
     """Every configured column must exist (``exclude`` may name absent columns: an external
     table without, say, a text-label column is still fine)."""
     wanted = [("cohort.id_column", cfg.id_column), ("cohort.patient_column", cfg.patient_column),
-              ("cohort.image_column", cfg.image_column), ("cohort.split_column", cfg.split_column)]
+              ("cohort.image_column", cfg.image_column), ("cohort.split_column", cfg.split_column),
+              ("cohort.site_column", cfg.site_column)]
     wanted += [("cohort.label_column", c) for c in label_columns(cfg)]
     if cfg.features != "auto":
         wanted += [("cohort.features", c) for c in cfg.features]
@@ -118,7 +119,8 @@ def _image_paths(frame: pd.DataFrame, column: Optional[str], root: Path) -> List
 
 
 def _feature_columns(frame: pd.DataFrame, cfg: CohortConfig) -> List[str]:
-    used = {cfg.id_column, cfg.patient_column, cfg.image_column, cfg.split_column, *label_columns(cfg)}
+    used = {cfg.id_column, cfg.patient_column, cfg.image_column, cfg.split_column, cfg.site_column,
+            *label_columns(cfg)}
     used |= set(cfg.exclude)
     if cfg.omics is not None and cfg.omics.join_on:
         used.add(cfg.omics.join_on)

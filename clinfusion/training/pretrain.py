@@ -136,7 +136,14 @@ def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = F
         ConfigError: ``pretrain.batch_size`` larger than the training set (names both).
         DataError: unusable cohort or images (one line from the data layer).
         TrainingError: the loss became NaN (names the step and the last good checkpoint).
+
+    With ``federated.runtime`` set (``simulation``/``deployment``) the same model, losses and
+    engine are trained across sites on Flower: see :mod:`clinfusion.federated`.
     """
+    if cfg.federated.runtime != "off":
+        from clinfusion.federated.runtime import run_federated
+
+        return run_federated(cfg, out_dir, overwrite=overwrite, resume=resume)
     from clinfusion.config import save_config
     from clinfusion.models.io import build_model
     from clinfusion.models.pretrain_task import PretrainTask
