@@ -388,11 +388,12 @@ def serve(grid: Grid, cfg: RunConfig, run_dir: Path, resume: bool = False) -> Pa
         new, _ = strategy.aggregate_train(rnd, replies)
         if new is None:
             raise TrainingError(f"round {rnd}: no site update could be aggregated; checkpoints/last holds round {rnd - 1}")
-        arrays = new
-        task.load_state_dict(arrays.to_torch_state_dict())
-        rows = _round_rows(rnd, replies, names, arrays.count_bytes(), time.perf_counter() - t0)
+        down = arrays.count_bytes()
+        task.load_state_dict(new.to_torch_state_dict())
+        arrays = ArrayRecord(task.state_dict())  # the model's dtypes: what a resumed run starts from too
+        rows = _round_rows(rnd, replies, names, down, time.perf_counter() - t0)
+        log.write(rows)  # before the checkpoint: a resume drops rows of rounds after it
         _save_round(run_dir, task, rnd, cfg, strategy)
-        log.write(rows)
         print(f"round {rnd}/{fed.rounds}: loss {rows[-1].get('loss', float('nan')):.4f} over {len(replies)} sites, "
               f"{rows[-1]['bytes_up'] / 2 ** 20:.2f} MiB up, {rows[-1]['seconds']:.1f}s")
     return run_dir

@@ -121,6 +121,8 @@ def local_round(cfg: RunConfig, site: Any, dataset: Any, schema: Any, state: Dic
     fed = cfg.federated
     seed = round_seed(cfg.seed, rnd, site.name)
     seed_everything(seed)
+    if hasattr(dataset, "set_random_state"):  # views of this round: (seed, round, site) only
+        dataset.set_random_state(seed)
     task = build_task(cfg, schema)
     task.load_state_dict(state)
     if local_norm:
