@@ -176,7 +176,7 @@ def site_statistics(msg: Message, context: Context) -> Message:
 @client_app.train()
 def site_train(msg: Message, context: Context) -> Message:
     """One local round on the site's training rows; answers weights, example count, losses."""
-    from clinfusion.datasets.dataset import CohortDataset
+    from clinfusion.datasets.builder import build_dataset
     from clinfusion.federated.local import local_round, norm_keys
 
     name = str(context.node_config.get("site", "?"))
@@ -190,8 +190,8 @@ def site_train(msg: Message, context: Context) -> Message:
         pre = _preprocessor(pre_text)
         if key not in _DATASETS:
             views = cfg.pretrain.losses.simclr > 0 or cfg.pretrain.losses.byol > 0
-            _DATASETS[key] = CohortDataset(site.cohort, pre.transform(site.cohort), site.train_rows, cfg.image,
-                                           views=views, micle=cfg.pretrain.micle, seed=cfg.seed)
+            _DATASETS[key] = build_dataset(site.cohort, pre, site.train_rows, cfg.image, views=views,
+                                           micle=cfg.pretrain.micle, seed=cfg.seed)
         received = msg.content["arrays"]
         keep = cfg.federated.keep_local_norm and "local_norm" in context.state.array_records
         local_norm = context.state["local_norm"].to_torch_state_dict() if keep else None

@@ -10,7 +10,6 @@ run seed), so the held-out rows of every site stay held out.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List
@@ -61,38 +60,25 @@ def site_specs(cfg: RunConfig) -> List[SiteSpec]:
     return [SiteSpec(v, cfg.cohort.table) for v in values]
 
 
-def _subset(cohort: Any, rows: np.ndarray) -> Any:
-    """The cohort restricted to ``rows`` (every per-row field sliced)."""
-    take = lambda xs: [xs[i] for i in rows]  # noqa: E731
-    return dataclasses.replace(
-        cohort, frame=cohort.frame.iloc[rows].reset_index(drop=True), ids=take(cohort.ids),
-        patients=take(cohort.patients), image_paths=take(cohort.image_paths),
-        label_matrix=cohort.label_matrix[rows], label_index=cohort.label_index[rows],
-        omics=None if cohort.omics is None else cohort.omics[rows], has_table=cohort.has_table[rows])
-
-
 def load_site(cfg: RunConfig, name: str, table: str) -> SiteData:
     """Read site ``name``'s rows of ``table`` and split them locally.
 
     Raises:
         DataError: one line starting ``site '<name>':`` (no rows, unreadable table, ...).
     """
-    from clinfusion.datasets.cohort import load_cohort
-    from clinfusion.datasets.dataset import filter_readable_rows
+    from clinfusion.datasets.builder import load_run_cohort
     from clinfusion.training.pretrain import make_run_splits
 
     try:
-        cohort = load_cohort(cfg.cohort, table=table)
+        cohort = load_run_cohort(cfg.cohort, cfg.image, table=table)  # the one data path (on_bad_image)
         col = cfg.cohort.site_column
         if col:
             rows = np.flatnonzero(cohort.frame[col].astype(str).to_numpy() == name)
             if rows.size == 0:
                 raise DataError(f"no rows with {col} == {name!r} in {table}: remove the site or give it rows")
-            cohort = _subset(cohort, rows)
+            cohort = cohort.subset(rows)
         splits = make_run_splits(cfg, cohort, Path("."), resume=False, write=False)
-        policy = cfg.cohort.on_bad_image
-        train, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "train"), cfg.image, policy)
-        val, _ = filter_readable_rows(cohort, np.flatnonzero(splits == "val"), cfg.image, policy)
+        train, val = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
     except DataError as exc:
         raise DataError(f"site {name!r}: {exc}") from None
     if len(train) < cfg.pretrain.batch_size:

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from clinfusion.datasets.cohort import load_cohort
-from clinfusion.datasets.dataset import CohortDataset
+from clinfusion.datasets.builder import build_dataset
 from clinfusion.datasets.preprocess import TabularPreprocessor
 from clinfusion.federated.local import build_task
 from clinfusion.seed import seed_everything
@@ -47,7 +47,7 @@ def test_fedavg_one_sgd_step_equals_one_centralized_step(fed_cohort, tmp_path):
     seed_everything(cfg.seed)
     task = build_task(ccfg, pre.schema)
     init = {k: v.clone() for k, v in task.named_parameters()}
-    ds = CohortDataset(cohort, pre.transform(cohort), rows, ccfg.image)
+    ds = build_dataset(cohort, pre, rows, ccfg.image)
     (tmp_path / "central").mkdir()
     trainer = Trainer(task, ccfg.pretrain, tmp_path / "central", device="cpu", seed=0)
     trainer.optimizer = torch.optim.SGD(param_groups(task, 0.0), lr=ccfg.pretrain.lr)
