@@ -137,13 +137,21 @@ def _format_error(err: Dict[str, Any]) -> str:
 
 
 def validate_config(data: Dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate against the schema (types, ranges) and the registries (component names)."""
+    from clinfusion.config.names import check_registered_names
+
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         first = _format_error(errors[0])
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(f"{source}: {first}{more}") from None
+    try:
+        check_registered_names(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
 
 
 def _resolve_paths(data: Dict[str, Any], base: Path) -> None:

@@ -83,6 +83,7 @@ class ImageConfig(Section):
     size: List[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=2, max_length=3)  # output size per spatial dim
     spacing: Optional[List[PositiveFloat]] = None  # resample to this voxel spacing (3D), mm
     orientation: Optional[str] = None  # e.g. "RAS" (3D)
+    volumes_4d: Literal["mean", "first", "reject"] = "mean"  # 4D NIfTI (fMRI, diffusion): average the volumes, keep the first, or treat as unreadable
     intensity: IntensityConfig = Field(default_factory=IntensityConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     cache: Literal["none", "memory", "disk"] = "none"  # MONAI CacheDataset / PersistentDataset
@@ -98,7 +99,7 @@ class SplitConfig(Section):
 
 # --------------------------------------------------------------------------- model
 class ImageEncoderConfig(Section):
-    name: str = "resnet18"  # registry name: see clinfusion.encoders.list_image_encoders()
+    name: str = "resnet18"  # registry name (checked by config/names.py): see clinfusion.encoders.list_image_encoders()
     weights: Optional[str] = None  # local .safetensors / .pt state dict; never downloaded
     width: Optional[int] = Field(None, ge=1)  # override base width (tiny test models)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout before the embedding
@@ -115,7 +116,7 @@ class TabularEncoderConfig(Section):
 
 
 class FusionConfig(Section):
-    name: Literal["concat", "gated", "cross_attention"] = "concat"  # registry name
+    name: str = "concat"  # registry name (config/names.py checks it): concat, gated, cross_attention or a plug-in
     dim: int = Field(128, ge=1)  # fused embedding width
     num_heads: int = Field(4, ge=1)  # cross-attention only (dim must be a multiple)
 

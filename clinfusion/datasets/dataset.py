@@ -68,7 +68,7 @@ class _LoadItem(Transform):
 
 def _loading_key(cfg: ImageConfig) -> str:
     """Hash of the settings that change the loaded tensor (a disk cache entry is keyed on it)."""
-    part = cfg.model_dump(include={"spatial_dims", "channels", "size", "spacing", "orientation", "intensity"})
+    part = cfg.model_dump(include={"spatial_dims", "channels", "size", "spacing", "orientation", "intensity", "volumes_4d"})
     return hashlib.sha1(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 
 

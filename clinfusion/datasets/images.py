@@ -84,6 +84,44 @@ def _none(cfg: IntensityConfig) -> Optional[Callable]:
     return None
 
 
+VOLUMES_4D = Registry("image.volumes_4d")  # what a 4D NIfTI [T, *S] becomes: fn(img [T, *S], path) -> [1, *S]
+
+
+@VOLUMES_4D.register("mean")
+def _volumes_mean(img: torch.Tensor, path: Path) -> torch.Tensor:
+    """Average the T volumes into one (the default; a signal's time/direction mean)."""
+    return img.mean(dim=0, keepdim=True)
+
+
+@VOLUMES_4D.register("first")
+def _volumes_first(img: torch.Tensor, path: Path) -> torch.Tensor:
+    """Keep volume 0 only (e.g. the b=0 volume of a diffusion series)."""
+    return img[:1]
+
+
+@VOLUMES_4D.register("reject")
+def _volumes_reject(img: torch.Tensor, path: Path) -> torch.Tensor:
+    raise DataError(f"image {str(path)!r} is a 4D NIfTI with {img.shape[0]} volumes and image.volumes_4d=reject: "
+                    f"set image.volumes_4d=mean or first, or drop the row (cohort.on_bad_image=skip)")
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith((".nii", ".nii.gz"))
+
+
+def nifti_volumes(path: str | os.PathLike | None) -> int:
+    """Number of volumes of a NIfTI file from its header (``T`` of ``[X, Y, Z, T]``; 1 otherwise or unreadable)."""
+    if path is None or not _is_nifti(Path(path)) or not Path(path).is_file():
+        return 1
+    try:
+        import nibabel
+
+        shape = nibabel.load(str(path)).shape
+    except Exception:  # an unreadable file is reported by check_image
+        return 1
+    return int(shape[3]) if len(shape) >= 4 else 1
+
+
 def _check_lengths(cfg: ImageConfig) -> None:
     d = cfg.spatial_dims
     if len(cfg.size) != d:
@@ -105,12 +143,17 @@ def _one_line(exc: BaseException) -> str:
 class ImageReader:
     """``path -> MetaTensor [C_in, *S]`` with the spatial dimensionality checked.
 
-    Raises :class:`DataError` naming the file when it is absent, cannot be decoded, or has
-    the wrong number of spatial dimensions for ``image.spatial_dims``.
+    A 4D NIfTI (``[X, Y, Z, T]``: fMRI, diffusion; MONAI puts ``T`` on the channel axis) is
+    reduced to one volume by ``volumes_4d`` (``image.volumes_4d``): ``mean`` over ``T``,
+    ``first`` volume, or ``reject`` (the file counts as unreadable: ``cohort.on_bad_image``).
+
+    Raises :class:`DataError` naming the file when it is absent, cannot be decoded, has
+    the wrong number of spatial dimensions for ``image.spatial_dims``, or is 4D under ``reject``.
     """
 
-    def __init__(self, spatial_dims: int) -> None:
+    def __init__(self, spatial_dims: int, volumes_4d: str = "mean") -> None:
         self.spatial_dims = spatial_dims
+        self.volumes_4d = volumes_4d
         with warnings.catch_warnings():  # MONAI notes an optional GPU DICOM decoder is absent: not our user's concern
             warnings.filterwarnings("ignore", message=".*[Nn]v[Ii]mage[Cc]odec.*")
             self._load = LoadImage(image_only=True, ensure_channel_first=True)
@@ -129,6 +172,8 @@ class ImageReader:
                 f"image {str(p)!r} cannot be decoded ({type(exc).__name__}: {_one_line(exc)}): "
                 "re-export it as PNG/JPEG/NIfTI/DICOM/.npy or set cohort.on_bad_image=skip"
             ) from None
+        if _is_nifti(p) and img.shape[0] > 1:
+            img = VOLUMES_4D.create(self.volumes_4d, img, p)
         if p.suffix.lower() == ".npy" and img.shape[0] == 1 and img.ndim == self.spatial_dims + 2 and img.shape[1] <= 4:
             img = img[0]  # channel-first array [C, *S] stored in the .npy
         while img.ndim - 1 > self.spatial_dims and img.shape[-1] == 1:
@@ -172,7 +217,7 @@ class ImageLoader:
     def __init__(self, cfg: ImageConfig) -> None:
         _check_lengths(cfg)
         self.cfg = cfg
-        self.read = ImageReader(cfg.spatial_dims)
+        self.read = ImageReader(cfg.spatial_dims, cfg.volumes_4d)
         steps: List[Callable] = [ToChannels(cfg.channels)]
         if cfg.orientation is not None:
             steps.append(Orientation(axcodes=cfg.orientation))
@@ -201,8 +246,8 @@ def build_loader(cfg: ImageConfig) -> Callable[[str], torch.Tensor]:
 
 
 @functools.lru_cache(maxsize=None)
-def _reader(spatial_dims: int) -> ImageReader:
-    return ImageReader(spatial_dims)
+def _reader(spatial_dims: int, volumes_4d: str) -> ImageReader:
+    return ImageReader(spatial_dims, volumes_4d)
 
 
 def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[str]:
@@ -214,7 +259,7 @@ def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[st
     if path is None:
         return "no image path given"
     try:
-        _reader(cfg.spatial_dims)(path)
+        _reader(cfg.spatial_dims, cfg.volumes_4d)(path)
     except DataError as exc:
         return str(exc)
     return None

@@ -26,6 +26,8 @@ class ValidationReport:
     rows_without_image: int = 0  # empty image cell
     images_missing: List[str] = field(default_factory=list)  # paths that do not exist
     images_unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    volumes_4d: int = 0  # NIfTI files with several volumes (what image.volumes_4d acts on)
+    volumes_4d_policy: str = "mean"
     bad_image_rows: int = 0  # rows whose image is missing or unreadable (what on_bad_image acts on)
     on_bad_image: str = "error"
     features: List[Tuple[str, str, float]] = field(default_factory=list)  # (column, numeric|categorical, missing rate)
@@ -51,6 +53,10 @@ class ValidationReport:
                      f"{len(self.images_unreadable)} unreadable, {self.rows_without_image} rows without image")
         lines += [f"  missing: {p}" for p in self.images_missing]
         lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable]
+        if self.volumes_4d:
+            lines.append(f"  4D NIfTI: {self.volumes_4d} file(s) hold several volumes; image.volumes_4d="
+                         f"{self.volumes_4d_policy}: {VOLUMES_4D_SAYS[self.volumes_4d_policy]} "
+                         f"(choices: mean, first, reject)")
         if self.bad_image_rows and self.on_bad_image == "skip":
             lines.append(f"  cohort.on_bad_image=skip: {self.bad_image_rows} row(s) will be skipped by every command "
                          f"(listed in skipped_images.csv of each run)")
@@ -80,11 +86,22 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+VOLUMES_4D_SAYS = {
+    "mean": "their volumes are averaged into one image",
+    "first": "only their first volume is used",
+    "reject": "they count as unreadable (cohort.on_bad_image decides)",
+}
+
+
 def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     """What the one data path (:mod:`clinfusion.datasets.builder`) will do with the images."""
     from pathlib import Path
 
     from clinfusion.datasets.builder import bad_image_error, screen_images
+    from clinfusion.datasets.images import nifti_volumes
+
+    report.volumes_4d = sum(nifti_volumes(p) > 1 for p in dict.fromkeys(p for p in cohort.image_paths if p))
+    report.volumes_4d_policy = cfg.image.volumes_4d
 
     paths = cohort.image_paths
     report.rows_without_image = sum(p is None for p in paths)
