@@ -152,8 +152,8 @@ class PretrainConfig(Section):
     temperature: float = Field(0.07, gt=0.0)  # initial CLIP / NT-Xent temperature
     max_logit_scale: float = Field(100.0, gt=0.0)  # learnable CLIP logit scale is clamped to this
     micle: bool = False  # two images of one patient as a positive pair (Azizi et al. 2021)
-    scarf_corruption: float = Field(0.6, gt=0.0, lt=1.0)  # share of features replaced in SCARF views
-    mask_ratio: float = Field(0.3, gt=0.0, lt=1.0)  # masked-feature reconstruction
+    scarf_corruption: float = Field(0.6, gt=0.0, le=1.0)  # share of features replaced in SCARF views
+    mask_ratio: float = Field(0.3, gt=0.0, le=1.0)  # masked-feature reconstruction
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
     pin_memory: bool = True  # page-locked host batches (CUDA only)
     persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
