@@ -40,6 +40,7 @@ class OmicsConfig(Section):
     join_on: Optional[str] = None  # cohort column matched against key_column (default: id column)
     gene_sets: Optional[str] = None  # optional file grouping columns: GMT, or CSV/JSON {group: [cols]}
     columns: Union[Literal["auto"], List[str]] = "auto"  # auto = every numeric column but the key
+    cache_dir: Optional[str] = None  # float32 store of the table (built once, read per row); None = ~/.cache/clinfusion/omics
 
 
 class CohortConfig(Section):

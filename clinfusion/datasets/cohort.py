@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import pandas as pd
 from clinfusion.config.schema import CohortConfig
 from clinfusion.datasets.labels import LabelSpec, multi_label, single_label, value_strings
 from clinfusion.datasets.omics import join_omics, missing_column_error
+from clinfusion.datasets.omics_store import omics_present
 from clinfusion.datasets.table import read_table, resolve_table_path
 from clinfusion.errors import ConfigError, DataError
 
@@ -38,7 +39,7 @@ class Cohort:
     labels: Optional[LabelSpec]  # None without (usable) label column
     label_matrix: np.ndarray  # [N, K] float, NaN = unlabelled
     label_index: np.ndarray  # [N] int64, -1 = unlabelled / multilabel
-    omics: Optional[np.ndarray] = None  # [N, G] float32, NaN rows without an omics row
+    omics: Optional[Any] = None  # [N, G] float32 OmicsMatrix (read per row), NaN rows without an omics row
     omics_columns: List[str] = field(default_factory=list)  # G omics column names
     omics_groups: Optional[List[List[int]]] = None  # column indices per gene set (+ "other")
     omics_group_names: Optional[List[str]] = None  # one name per omics group
@@ -210,6 +211,6 @@ def load_cohort(cfg: CohortConfig, table: str | None = None, require_labels: boo
             join_omics(cfg.omics, keys, join)
     clinical = frame[numeric + categorical].notna().to_numpy().any(axis=1) if numeric + categorical \
         else np.zeros(len(frame), bool)
-    has_omics = ~np.isnan(cohort.omics).all(axis=1) if cohort.omics is not None else np.zeros(len(frame), bool)
+    has_omics = omics_present(cohort.omics) if cohort.omics is not None else np.zeros(len(frame), bool)
     cohort.has_table = clinical | has_omics
     return cohort

@@ -3,7 +3,8 @@
 * images are loaded by :func:`~clinfusion.datasets.images.build_loader`, optionally cached
   with MONAI ``CacheDataset`` (``image.cache=memory``) or ``PersistentDataset`` (``disk``);
   only the deterministic loading is cached, the random SSL views are drawn afterwards;
-* tabular arrays come from ``TabularPreprocessor.transform(cohort)`` (already scaled);
+* tabular arrays come from ``TabularPreprocessor.transform(cohort)`` (already scaled; the
+  omics are lazy views read and scaled one row per sample, so memory stays O(batch));
 * ``views=True`` gives two random views (SimCLR, Chen et al. 2020); with ``micle=True`` the
   second view comes from another image of the same patient when the rows hold one
   (Multi-Instance Contrastive Learning, Azizi et al. 2021, "Big Self-Supervised Models
@@ -175,7 +176,8 @@ class CohortDataset(Dataset):
         else:
             sample["image"] = image
         for key, _ in TABLE_KEYS:
-            sample[key] = self._tab[key][row].clone()  # one row: cheap, and the arrays stay untouched
+            value = self._tab[key][row]
+            sample[key] = value.clone() if isinstance(self._tab[key], torch.Tensor) else value  # lazy: already a copy
         mask = torch.zeros(2, dtype=torch.bool)
         mask[IMAGE] = has_image
         mask[TABLE] = bool(self.cohort.has_table[row])
@@ -187,9 +189,25 @@ class CohortDataset(Dataset):
         return sample
 
 
-def _as_tensor(values: Any, n: int, dtype: torch.dtype, key: str) -> torch.Tensor:
+class _RowView:
+    """Row access to a lazy ``[N, F]`` array (e.g. the scaled omics, read from disk per row)."""
+
+    def __init__(self, values: Any, dtype: torch.dtype) -> None:
+        self.values, self.dtype = values, dtype
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(self.values[row]), dtype=self.dtype)
+
+
+def _as_tensor(values: Any, n: int, dtype: torch.dtype, key: str) -> Any:
+    """A ``[N, F]`` tensor (numpy arrays; shares memory) or a :class:`_RowView` (lazy arrays:
+    anything with ``shape`` that is not an ndarray, read one row per sample)."""
     if values is None:
         return torch.zeros(n, 0, dtype=dtype)
+    if not isinstance(values, (np.ndarray, torch.Tensor)) and hasattr(values, "shape"):
+        if len(values.shape) != 2 or values.shape[0] != n:
+            raise ValueError(f"arrays[{key!r}] must be [N={n}, F], got shape {tuple(values.shape)}")
+        return _RowView(values, dtype)
     arr = np.asarray(values)
     if not arr.flags.writeable:  # torch cannot share read-only memory
         arr = arr.copy()

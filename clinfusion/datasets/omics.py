@@ -1,8 +1,10 @@
 """The omics block: a second wide table joined to the cohort, and optional gene sets.
 
-``join_omics`` aligns omics rows to cohort rows with one vectorised ``reindex`` (no loop
-per column), giving ``omics [N, G]`` float32 with NaN rows where a sample has no omics
-row. Gene sets group columns into tokens: GMT (``name<TAB>description<TAB>gene...``),
+``join_omics`` stores the omics table once as float32 on disk (read in chunks, see
+:mod:`clinfusion.datasets.omics_store`) and aligns its rows to cohort rows with one
+vectorised ``get_indexer`` (no loop per column), giving ``omics [N, G]`` float32 (an
+:class:`~clinfusion.datasets.omics_store.OmicsMatrix` read per row) with NaN rows where
+a sample has no omics row. Gene sets group columns into tokens: GMT (``name<TAB>description<TAB>gene...``),
 JSON ``{group: [columns]}`` or CSV (``group,column`` rows); columns in no set form a
 final ``other`` group.
 """
@@ -18,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from clinfusion.config.schema import OmicsConfig
-from clinfusion.datasets.table import read_table
+from clinfusion.datasets.omics_store import OmicsMatrix, build_store, read_store_meta
+from clinfusion.datasets.table import resolve_table_path
 from clinfusion.errors import DataError
 from clinfusion.registry import Registry
 
@@ -96,8 +99,12 @@ def group_columns(columns: Sequence[str], sets: Dict[str, List[str]]) -> Tuple[L
 
 
 def join_omics(cfg: OmicsConfig, keys: Sequence[str], join_name: str
-               ) -> Tuple[np.ndarray, List[str], Optional[List[List[int]]], Optional[List[str]]]:
-    """Align the omics table to the cohort.
+               ) -> Tuple[OmicsMatrix, List[str], Optional[List[List[int]]], Optional[List[str]]]:
+    """Align the omics table to the cohort without loading it whole.
+
+    The table is stored once as float32 in the omics cache (:mod:`clinfusion.datasets.omics_store`,
+    built in chunks on first use) and aligned with one vectorised ``get_indexer`` (no loop per
+    column or row).
 
     Args:
         cfg: the ``cohort.omics`` section.
@@ -105,47 +112,26 @@ def join_omics(cfg: OmicsConfig, keys: Sequence[str], join_name: str
         join_name: the cohort column name used, for messages.
 
     Returns:
-        ``omics [N, G]`` float32 (NaN rows without omics), the ``G`` column names,
-        ``omics_groups`` (column indices per gene set) and their names, or ``None``.
+        ``omics`` (:class:`OmicsMatrix`, ``[N, G]`` float32, NaN rows without omics, read per
+        row), the ``G`` column names, ``omics_groups`` (column indices per gene set) and their
+        names, or ``None``.
     """
-    table = read_table(cfg.table)
-    if cfg.key_column not in table.columns:
-        raise missing_column_error(cfg.key_column, "cohort.omics.key_column", cfg.table, list(table.columns))
-    key = table[cfg.key_column].astype(str).str.strip()
-    dup = key.duplicated(keep=False)
-    if dup.any():
-        first = key[dup].iloc[0]
-        rows = np.flatnonzero((key == first).to_numpy()).tolist()
-        raise DataError(f"{cfg.table}: omics key {first!r} in column {cfg.key_column!r} appears in rows "
-                        f"{', '.join(map(str, rows[:10]))}: keep one omics row per sample")
-    kinds = np.array([d.kind for d in table.dtypes.to_numpy()])  # one pass over dtypes, no per-column Series
-    numeric = set(table.columns[np.isin(kinds, list("iuf"))])
-    if cfg.columns == "auto":
-        cols = [c for c in table.columns if c != cfg.key_column and c in numeric]
-    else:
-        absent = pd.Index(cfg.columns).difference(table.columns)
-        if len(absent):
-            raise missing_column_error(absent[0], "cohort.omics.columns", cfg.table, list(table.columns))
-        cols = list(cfg.columns)
-    bad = [c for c in cols if c not in numeric]
-    if bad:
-        col = table[bad[0]]
-        text = pd.to_numeric(col, errors="coerce").isna() & col.notna()
-        row = int(np.argmax(text.to_numpy()))
-        raise DataError(f"{cfg.table}: omics column {bad[0]!r} has text {col.iloc[row]!r} in row {row}: "
-                        f"omics values must be numbers (leave missing cells empty)")
-    if not cols:
-        raise DataError(f"{cfg.table}: no numeric omics columns besides {cfg.key_column!r}: check the table")
+    source = resolve_table_path(cfg.table)
+    if not source.is_file():
+        what = "is a folder, not a file" if source.is_dir() else "not found"
+        raise DataError(f"table {cfg.table!r} {what}: check cohort.omics.table (relative paths resolve from the "
+                        f"config file)")
+    folder = build_store(source, cfg.table, cfg.key_column, cfg.columns, cfg.cache_dir, missing_column_error)
+    meta = read_store_meta(folder)
+    cols, store_keys = list(meta["columns"]), pd.Index(meta["keys"])
     keys = pd.Index([str(k).strip() for k in keys])
-    pos = pd.Index(key.to_numpy()).get_indexer(keys)  # the reindex: omics row of each cohort row, -1 = none
+    pos = store_keys.get_indexer(keys)  # the reindex: store row of each cohort row, -1 = none
     if not (pos >= 0).any():
+        first = store_keys[0] if len(store_keys) else "(none)"
         raise DataError(f"{cfg.table}: no omics key in {cfg.key_column!r} matches cohort column {join_name!r} "
-                        f"(omics keys like {key.iloc[0]!r}, cohort keys like {keys[0]!r}): "
+                        f"(omics keys like {first!r}, cohort keys like {keys[0]!r}): "
                         f"check cohort.omics.key_column / join_on")
-    block = table[cols].to_numpy(dtype=np.float32)  # [rows, G] once, then a row take
-    omics = np.full((len(keys), len(cols)), np.nan, dtype=np.float32)
-    omics[pos >= 0] = block[pos[pos >= 0]]
     groups = names = None
     if cfg.gene_sets:
         groups, names = group_columns(cols, read_gene_sets(cfg.gene_sets))
-    return omics, [str(c) for c in cols], groups, names
+    return OmicsMatrix(folder, pos), [str(c) for c in cols], groups, names

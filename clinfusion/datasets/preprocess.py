@@ -5,13 +5,16 @@
 * categorical columns: sorted training vocabulary, index 0 = unknown / unseen / missing;
   an unseen value gives index 0 with ``cat_missing`` False and is counted in
   :attr:`TabularPreprocessor.unseen_counts`;
-* omics: z-score per column, vectorised over all ``G`` columns.
+* omics: z-score per column, vectorised over all ``G`` columns. The statistics are
+  accumulated over chunks of training rows and the scaling is applied per row when a
+  sample is read (:class:`ScaledOmics`), so wide omics never sit in memory whole.
 
 ``transform`` returns numpy arrays (layout of :mod:`clinfusion.datasets.batch`)::
 
     num [N, F_num] float32   num_missing [N, F_num] bool
     cat [N, F_cat] int64     cat_missing [N, F_cat] bool
-    omics [N, G] float32     omics_missing [N, G] bool
+    omics [N, G] float32     omics_missing [N, G] bool    (ScaledOmics views: ``a[rows]``,
+                                                          ``a[rows, cols]``, ``np.asarray(a)``)
 """
 
 from __future__ import annotations
@@ -46,10 +49,88 @@ def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def _mean_std_blocks(blocks: Any, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_mean_std` over an iterable of ``[n_i, F]`` blocks, two passes, float64 sums.
+
+    ``blocks`` is a zero-argument callable returning a fresh iterator (read twice).
+    """
+    count, total = np.zeros(width), np.zeros(width)
+    for b in blocks():
+        ok = ~np.isnan(b)
+        count += ok.sum(axis=0)
+        total += np.where(ok, b, 0.0).sum(axis=0, dtype=np.float64)
+    mean = np.divide(total, count, out=np.zeros(width), where=count > 0)
+    sq = np.zeros(width)
+    for b in blocks():
+        d = b.astype(np.float64) - mean
+        sq += np.where(np.isnan(d), 0.0, d * d).sum(axis=0)
+    std = np.sqrt(np.divide(sq, count, out=np.zeros(width), where=count > 0))
+    std = np.where((std > 0) & np.isfinite(std), std, 1.0)
+    return mean, std
+
+
+class ScaledOmics:
+    """``[N, G]`` view of the scaled omics (``kind="values"``, float32, 0 where missing) or of
+    the missing mask (``kind="missing"``, bool), computed per row read.
+
+    Args:
+        raw: the cohort's omics (``OmicsMatrix`` or array ``[N, G_cohort]``).
+        pos: ``[G]`` column of ``raw`` for each trained column (-1 = absent: missing).
+        mean, std: ``[G]`` training statistics.
+        kind: ``values`` or ``missing``.
+    """
+
+    ndim = 2
+
+    def __init__(self, raw: Any, pos: np.ndarray, mean: np.ndarray, std: np.ndarray, kind: str) -> None:
+        self.raw, self.pos, self.mean, self.std, self.kind = raw, pos, mean, std, kind
+        self.dtype = np.dtype(np.float32 if kind == "values" else bool)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.raw), len(self.pos))
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def take(self, rows: Any) -> np.ndarray:
+        raw = self.raw[rows]
+        single = raw.ndim == 1
+        raw = np.atleast_2d(raw)
+        x = np.full((raw.shape[0], len(self.pos)), np.nan, dtype=np.float64)
+        ok = self.pos >= 0
+        x[:, ok] = raw[:, self.pos[ok]]
+        z, missing = _scale(x, self.mean, self.std)
+        out = z if self.kind == "values" else missing
+        return out[0] if single else out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):
+            rows, rest = key[0], key[1:]
+            out = self.take(rows)
+            return out[rest] if np.ndim(out) == 1 else out[(slice(None),) + rest]
+        return self.take(key)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.take(np.arange(len(self.raw)))
+        return out if dtype is None else out.astype(dtype)
+
+
 def _scale(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     missing = np.isnan(x)
     z = (x - mean) / std
     return np.where(missing, 0.0, z).astype(np.float32), missing
+
+
+def _omics_stats(omics: Any, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean / std of the omics columns, read in chunks of rows (bounded memory)."""
+    chunk = max(1, (1 << 18) // max(width, 1))  # ~1 MB of float32 per block
+
+    def blocks() -> Any:
+        for i in range(0, len(rows), chunk):
+            yield np.asarray(omics[rows[i:i + chunk]], dtype=np.float32)
+
+    return _mean_std_blocks(blocks, width)
 
 
 class TabularPreprocessor:
@@ -91,7 +172,7 @@ class TabularPreprocessor:
             self.vocab[c] = sorted(set(values.tolist()))
         self.omics_columns = list(cohort.omics_columns) if cohort.omics is not None else []
         if self.omics_columns:
-            self.omics_mean, self.omics_std = _mean_std(np.asarray(cohort.omics, dtype=np.float64)[rows])
+            self.omics_mean, self.omics_std = _omics_stats(cohort.omics, rows, len(self.omics_columns))
         else:
             self.omics_mean, self.omics_std = np.zeros(0), np.ones(0)
         self.omics_groups = [list(map(int, g)) for g in (cohort.omics_groups or [])]
@@ -150,7 +231,8 @@ class TabularPreprocessor:
         out["omics"], out["omics_missing"] = self._omics(cohort, n)
         return out
 
-    def _omics(self, cohort: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _omics(self, cohort: Any, n: int) -> tuple[Any, Any]:
+        """Lazy :class:`ScaledOmics` views (values, missing): rows are scaled when read."""
         g = len(self.omics_columns)
         if g == 0:
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), bool)
@@ -158,10 +240,8 @@ class TabularPreprocessor:
         if cohort.omics is None or not given:
             return np.zeros((n, g), np.float32), np.ones((n, g), bool)
         pos = pd.Index(given).get_indexer(self.omics_columns)  # aligned by name, vectorised
-        raw = np.full((n, g), np.nan)
-        ok = pos >= 0
-        raw[:, ok] = np.asarray(cohort.omics, dtype=np.float64)[:, pos[ok]]
-        return _scale(raw, self.omics_mean, self.omics_std)
+        return tuple(ScaledOmics(cohort.omics, pos, self.omics_mean, self.omics_std, kind)
+                     for kind in ("values", "missing"))
 
     # ------------------------------------------------------------------ schema / io
     @property

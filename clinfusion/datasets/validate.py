@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from clinfusion.config.schema import RunConfig
+from clinfusion.datasets.omics_store import omics_present
 from clinfusion.errors import ClinfusionError
 
 
@@ -182,5 +183,5 @@ def validate_cohort(cfg: RunConfig) -> ValidationReport:
                             f"put all rows of a patient in one split")
     if cohort.omics is not None:
         report.omics_shape = tuple(cohort.omics.shape)
-        report.omics_rows_matched = int((~np.isnan(cohort.omics).all(axis=1)).sum())
+        report.omics_rows_matched = int(omics_present(cohort.omics).sum())
     return report
