@@ -20,7 +20,7 @@ import pandas as pd
 from clinfusion.config.schema import CohortConfig
 from clinfusion.datasets.labels import LabelSpec, multi_label, single_label, value_strings
 from clinfusion.datasets.omics import join_omics, missing_column_error
-from clinfusion.datasets.omics_store import omics_present
+from clinfusion.datasets.omics_store import omics_present, subset_rows
 from clinfusion.datasets.table import read_table, resolve_table_path
 from clinfusion.errors import ConfigError, DataError
 
@@ -58,7 +58,7 @@ class Cohort:
                       patients=pick(self.patients), image_paths=pick(self.image_paths), numeric=list(self.numeric),
                       categorical=list(self.categorical), labels=self.labels, label_matrix=self.label_matrix[idx],
                       label_index=self.label_index[idx],
-                      omics=None if self.omics is None else self.omics[idx], omics_columns=list(self.omics_columns),
+                      omics=None if self.omics is None else subset_rows(self.omics, idx), omics_columns=list(self.omics_columns),
                       omics_groups=self.omics_groups, omics_group_names=self.omics_group_names,
                       has_table=self.has_table[idx], table=self.table, skipped=list(self.skipped))
 

@@ -317,6 +317,13 @@ class OmicsMatrix:
         for i in range(0, len(rows), chunk):
             yield self.take(rows[i:i + chunk])
 
+    def subset(self, rows: Any) -> "OmicsMatrix":
+        """The view of cohort ``rows`` (in that order), still read from the store (no copy)."""
+        out = OmicsMatrix.__new__(OmicsMatrix)
+        out.__dict__.update(self.__getstate__())
+        out.pos = self.pos[np.asarray(rows, dtype=np.int64)]
+        return out
+
     def present(self) -> np.ndarray:
         """``[N]`` bool: the row has at least one omics value (read in chunks)."""
         has = np.zeros(len(self.pos), bool)
@@ -327,6 +334,11 @@ class OmicsMatrix:
                 has[linked[start:start + len(block)]] = ~np.isnan(block).all(axis=1)
                 start += len(block)
         return has
+
+
+def subset_rows(omics: Any, rows: Any) -> Any:
+    """``omics`` restricted to ``rows``: an :class:`OmicsMatrix` stays lazy, an array is indexed."""
+    return omics.subset(rows) if isinstance(omics, OmicsMatrix) else omics[rows]
 
 
 def omics_present(omics: Any) -> np.ndarray:

@@ -91,6 +91,10 @@ def test_matrix_pickles_as_a_reference_not_the_values(tmp_path):
     assert len(blob) < 8000  # a loader worker reopens the file instead of receiving 80 kB of values
     back = pickle.loads(blob)
     np.testing.assert_array_equal(back[[0, 1]], values[[199, 198]])
+    sub = c.subset([3, 200, 0])  # Cohort.subset keeps the omics lazy (no N x G copy)
+    assert isinstance(sub.omics, OmicsMatrix) and sub.omics.shape == (3, 100)
+    np.testing.assert_array_equal(sub.omics[[0, 2]], values[[196, 199]])
+    assert np.isnan(sub.omics[1]).all()
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset VmHWM")
