@@ -104,6 +104,10 @@ class ImageEncoderConfig(Section):
     weights: Optional[str] = None  # local .safetensors / .pt state dict; never downloaded
     width: Optional[int] = Field(None, ge=1)  # override base width (tiny test models)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout before the embedding
+    # name "hf": a Hugging Face vision model (ViT, DINOv2, ConvNeXt, Swin, ...): a local
+    # save_pretrained folder or a hub id already in the local HF cache (never downloaded)
+    hf_model: Optional[str] = None
+    hf_cache_dir: Optional[str] = None  # HF cache folder to resolve hub ids in (null: the default cache)
 
 
 class TabularEncoderConfig(Section):
@@ -137,6 +141,19 @@ class LossWeights(Section):
     byol: float = Field(0.0, ge=0.0)  # image BYOL (Grill et al. 2020)
     scarf: float = Field(0.5, ge=0.0)  # tabular corruption contrastive (Bahri et al. 2022)
     masked_features: float = Field(0.0, ge=0.0)  # tabular masked-feature reconstruction
+    itm: float = Field(0.0, ge=0.0)  # image-table matching through the fusion, CLIP-hard negatives (Li et al. 2021)
+    masked_fused: float = Field(0.0, ge=0.0)  # masked table features rebuilt from the FUSED embedding (Du et al. 2024)
+    mae: float = Field(0.0, ge=0.0)  # masked image modelling, ViT encoders only (He et al. 2022)
+
+
+class MAEConfig(Section):
+    """Masked autoencoder settings (He et al. 2022); read only when ``pretrain.losses.mae > 0``."""
+
+    mask_ratio: float = Field(0.75, gt=0.0, lt=1.0)  # share of patches hidden from the encoder
+    decoder_dim: int = Field(64, ge=8, le=1024)  # decoder token width (paper: 512)
+    decoder_depth: int = Field(2, ge=1, le=12)  # decoder transformer blocks (paper: 8)
+    decoder_heads: int = Field(4, ge=1, le=16)  # must divide decoder_dim
+    norm_pix_loss: bool = True  # targets are per-patch normalised pixels (the paper's better variant)
 
 
 class PretrainConfig(Section):
@@ -155,6 +172,8 @@ class PretrainConfig(Section):
     micle: bool = False  # two images of one patient as a positive pair (Azizi et al. 2021)
     scarf_corruption: float = Field(0.6, gt=0.0, le=1.0)  # share of features replaced in SCARF views
     mask_ratio: float = Field(0.3, gt=0.0, le=1.0)  # masked-feature reconstruction
+    fused_mask_ratio: float = Field(0.5, gt=0.0, le=1.0)  # share of observed table features hidden for masked_fused
+    mae: MAEConfig = Field(default_factory=MAEConfig)
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
     pin_memory: bool = True  # page-locked host batches (CUDA only)
     persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)

@@ -1,9 +1,10 @@
 """Create image encoders by name: ``create_image_encoder(cfg, spatial_dims, in_channels)``.
 
 Names (``list_image_encoders()``): ``cnn_tiny``, ``resnet10/18/34/50``, ``vit_tiny``,
-``vit_small``; the same name gives a 2D or a 3D network via ``spatial_dims``. All share
-the :class:`~clinfusion.encoders.image_base.ImageEncoder` face. Weights are only ever
-read from a local file (``cfg.weights``), never downloaded.
+``vit_small``; the same name gives a 2D or a 3D network via ``spatial_dims``; ``hf`` wraps a
+Hugging Face vision model (``cfg.hf_model``: local folder or cached hub id, 2D; see
+:mod:`clinfusion.encoders.hf`). All share the :class:`~clinfusion.encoders.image_base.ImageEncoder`
+face. Weights are only ever read locally (``cfg.weights``, ``cfg.hf_model``), never downloaded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from clinfusion.config.schema import ImageEncoderConfig
-from clinfusion.encoders import cnn, resnet, vit  # noqa: F401  (register constructors)
+from clinfusion.encoders import cnn, hf, resnet, vit  # noqa: F401  (register constructors)
 from clinfusion.encoders.image_base import IMAGE_ENCODERS, ImageEncoder
 from clinfusion.encoders.weights import load_weights
 from clinfusion.errors import ConfigError

@@ -75,11 +75,19 @@ class ViTEncoder(ImageEncoder):
         self.default_cam_layer = f"net.blocks.{depth - 1}"
         self.cam_token_grid: Tuple[int, ...] = tuple(s // patch for s in size)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.net.patch_embedding(x)
+    def patch_tokens(self, x: Tensor) -> Tensor:
+        """``[B, C, *S]`` -> patch tokens with position embedding ``[B, N, D]`` (row-major grid order)."""
+        return self.net.patch_embedding(x)
+
+    def encode_tokens(self, tokens: Tensor) -> Tensor:
+        """Transformer blocks + final norm on any token subset: ``[B, n, D] -> [B, n, D]``
+        (the MAE encoder runs on the visible patches only, He et al. 2022)."""
         for blk in self.net.blocks:
-            x = self._run(blk, x)
-        return self.net.norm(x).mean(dim=1)
+            tokens = self._run(blk, tokens)
+        return self.net.norm(tokens)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.encode_tokens(self.patch_tokens(x)).mean(dim=1)
 
 
 def _register(name: str, width: int, heads: int) -> None:

@@ -57,7 +57,7 @@ class _Window:
         self.data += data_s
         self.compute += compute_s
         for k, v in out.items():
-            if k.endswith("loss"):
+            if k.endswith(("loss", "_acc")):  # loss terms and accuracies (itm_acc)
                 self.terms[k] = self.terms.get(k, 0.0) + float(v.detach())
 
     def values(self, lr: float) -> Dict[str, float]:
@@ -296,7 +296,7 @@ class Trainer:
                     out = self.task(move(batch, self.device))
                 b = len(batch["id"])
                 for k, v in out.items():
-                    if k.endswith("loss"):
+                    if k.endswith(("loss", "_acc")):  # loss terms and accuracies (itm_acc)
                         sums[k] = sums.get(k, 0.0) + float(v) * b
                 n += b
         return {k: D.all_reduce_mean(v / max(n, 1), self.dist) for k, v in sums.items()}

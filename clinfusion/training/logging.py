@@ -1,7 +1,7 @@
 """Training logs: ``metrics.csv`` (one row per logged step and per validation) and
 TensorBoard (``tensorboard/``), written by rank 0 only.
 
-CSV columns: ``epoch, step, split, loss, <term>_loss..., lr, samples_per_s, data_wait_s,
+CSV columns: ``epoch, step, split, loss, <term>_loss..., itm_acc, lr, samples_per_s, data_wait_s,
 compute_s`` (``data_wait_s`` / ``compute_s``: seconds per step spent waiting for the
 loader vs. running forward/backward/step, averaged over the logged window).
 """
@@ -12,8 +12,10 @@ import csv
 from pathlib import Path
 from typing import Dict, List, Optional
 
-LOSS_TERMS = ("clip_loss", "simclr_loss", "byol_loss", "scarf_loss", "masked_features_loss")
-COLUMNS = ("epoch", "step", "split", "loss") + LOSS_TERMS + ("lr", "samples_per_s", "data_wait_s", "compute_s")
+LOSS_TERMS = ("clip_loss", "simclr_loss", "byol_loss", "scarf_loss", "masked_features_loss", "itm_loss",
+              "masked_fused_loss", "mae_loss")
+ACCURACIES = ("itm_acc",)  # image-table matching accuracy (true pairs vs hard negatives)
+COLUMNS = ("epoch", "step", "split", "loss") + LOSS_TERMS + ACCURACIES + ("lr", "samples_per_s", "data_wait_s", "compute_s")
 
 
 class MetricsLogger:

@@ -87,25 +87,47 @@ def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = Tr
 
 
 @torch.no_grad()
-def embed_pairs(model: Any, loader: Any, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``image_proj``, ``table_proj`` ``[N, P]`` of the rows having both modalities."""
+def embed_pairs(model: Any, loader: Any, device: torch.device) -> Dict[str, Any]:
+    """Rows having both modalities: ``image_proj``, ``table_proj`` ``[N, P]``, ``image_emb``
+    ``[N, Di]``, ``table_emb`` ``[N, Dt]`` (float32, on CPU) and their ``patient`` keys."""
     model.eval()
-    imgs, tabs = [], []
+    keys = ("image_proj", "table_proj", "image_emb", "table_emb")
+    parts: Dict[str, List[Any]] = {k: [] for k in keys + ("patient",)}
     for batch in loader:
         both = batch["modality_mask"].bool().all(dim=1)
         if not bool(both.any()):
             continue
         b = {k: v[both].to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         out = model(b)
-        imgs.append(out["image_proj"].float().cpu())
-        tabs.append(out["table_proj"].float().cpu())
-    if not imgs:
-        return torch.zeros(0, 1), torch.zeros(0, 1)
-    return torch.cat(imgs), torch.cat(tabs)
+        for k in keys:
+            parts[k].append(out[k].float().cpu())
+        parts["patient"].extend(p for p, keep in zip(batch["patient"], both.tolist()) if keep)
+    res: Dict[str, Any] = {k: torch.cat(v) if v else torch.zeros(0, 1) for k, v in parts.items() if k != "patient"}
+    res["patient"] = parts["patient"]
+    return res
+
+
+@torch.no_grad()
+def itm_accuracy(task: Any, pairs: Dict[str, Any]) -> float:
+    """Image-table matching accuracy on held-out pairs: each pair plus its hardest negative of
+    another patient each way (one true pair in three), scored by the task's ITM head."""
+    from clinfusion.models.pretrain_task import patient_codes
+
+    dev = next(task.parameters()).device
+    group = patient_codes(pairs["patient"], dev)
+    emb = {k: pairs[k].to(dev) for k in ("image_emb", "table_emb", "image_proj", "table_proj")}
+    out = task.itm(task.model.fusion, emb["image_emb"], emb["table_emb"], emb["image_proj"], emb["table_proj"],
+                   None, group, gather=False)
+    return float(out["itm_acc"])
 
 
 class RetrievalLogger:
-    """``epoch_end`` callback: retrieval on the validation rows -> ``retrieval.csv`` (rank 0)."""
+    """``epoch_end`` callback: retrieval on the validation rows -> ``retrieval.csv`` (rank 0).
+
+    With the ``itm`` term on, a row ``direction=itm, k=1`` is added whose ``recall`` column
+    holds the ITM accuracy on the validation pairs against their hardest negatives (one
+    true pair in three; ``chance`` = 2/3, the score of always answering "no match").
+    """
 
     def __init__(self, val_ds: Any, run_dir: Path, every: int, epochs: int) -> None:
         self.val_ds, self.path, self.every, self.epochs = val_ds, run_dir / "retrieval.csv", every, epochs
@@ -116,10 +138,16 @@ class RetrievalLogger:
             return
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
             return
-        img, tab = embed_pairs(trainer.task.model, trainer.loader(self.val_ds, epoch, False, shard=False), trainer.device)
-        if img.shape[0] < 2:
+        task = trainer.task
+        pairs = embed_pairs(task.model, trainer.loader(self.val_ds, epoch, False, shard=False), trainer.device)
+        n = pairs["image_proj"].shape[0]
+        if n < 2:
             return
-        self.last = [{"epoch": epoch + 1, **r} for r in retrieval_table(img, tab)]
+        self.last = [{"epoch": epoch + 1, **r} for r in retrieval_table(pairs["image_proj"], pairs["table_proj"])]
+        if getattr(task, "weights", {}).get("itm", 0) > 0:
+            task.eval()
+            self.last.append({"epoch": epoch + 1, "direction": "itm", "k": 1, "recall": itm_accuracy(task, pairs),
+                              "chance": 2 / 3, "n": n})
         new = not self.path.is_file()
         with open(self.path, "a", newline="") as f:
             w = csv.DictWriter(f, ["epoch", "direction", "k", "recall", "chance", "n"])

@@ -73,3 +73,49 @@ def test_grad_checkpointing_gives_the_same_gradients(model):
     assert model.image_encoder.grad_checkpointing and model.table_encoder.grad_checkpointing
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("term", ["itm", "masked_fused"])
+def test_each_fusion_term_sends_gradient_to_the_fusion(model, term):
+    cfg = PretrainConfig(losses=LossWeights(clip=0.0, simclr=0.0, scarf=0.0, **{term: 1.0}), fused_mask_ratio=1.0)
+    task = PretrainTask(model, cfg, modality_dropout=0.0).train()
+    torch.manual_seed(0)
+    out = task(fake_batch())
+    assert out[f"{term}_loss"] > 0
+    torch.testing.assert_close(out["loss"], out[f"{term}_loss"])
+    out["loss"].backward()
+    grads = [p.grad for p in model.fusion.mlp.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    if term == "itm":
+        assert 0.0 <= float(out["itm_acc"]) <= 1.0 and "itm_acc" not in {k for k in out if k.endswith("_loss")}
+
+
+def test_modality_dropout_reaches_the_fusion_in_pretraining(model):
+    cfg = PretrainConfig(losses=LossWeights(clip=0.0, simclr=0.0, scarf=0.0, masked_fused=1.0))
+    seen = []
+    model.fusion.register_forward_hook(lambda m, args, out: seen.append(args[2].clone()))
+    batch = fake_batch(b=32)
+    batch["modality_mask"][:] = True
+    PretrainTask(model, cfg, modality_dropout=0.5).train()(batch)
+    assert seen and all(s.any(dim=1).all() for s in seen)  # never a row with nothing left
+    assert any(not bool(s.all()) for s in seen)  # some modality hidden from the fusion
+    seen.clear()
+    PretrainTask(model, cfg, modality_dropout=0.0).train()(batch)
+    assert all(bool(s.all()) for s in seen)
+
+
+def test_mae_needs_a_vit_and_trains_the_vit(model):
+    with pytest.raises(ConfigError, match="pretrain.losses.mae needs a ViT"):
+        PretrainTask(model, PretrainConfig(losses=LossWeights(mae=1.0)))
+    from clinfusion.config.schema import ModelConfig
+    from clinfusion.models import MultimodalModel
+    from mod_helpers import SCHEMA, tiny_model_cfg
+
+    cfg = tiny_model_cfg().model_dump()
+    cfg["image_encoder"] = {"name": "vit_tiny", "width": 16}
+    vit = MultimodalModel(ModelConfig.model_validate(cfg), 2, 1, SCHEMA, [16, 16])
+    task = PretrainTask(vit, PretrainConfig(losses=LossWeights(clip=1.0, simclr=0.0, scarf=0.0, mae=0.5)))
+    out = task(fake_batch())
+    torch.testing.assert_close(out["loss"], out["clip_loss"] + 0.5 * out["mae_loss"])
+    out["mae_loss"].backward()
+    assert vit.image_encoder.net.patch_embedding.patch_embeddings.weight.grad.abs().sum() > 0

@@ -13,7 +13,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from clinfusion.objectives import ClipLoss, LogitScale, NTXentLoss
+from clinfusion.config.schema import FusionConfig
+from clinfusion.encoders.schema import TableSchema
+from clinfusion.fusion import create_fusion
+from clinfusion.objectives import ClipLoss, ItmLoss, LogitScale, MaskedFusedLoss, NTXentLoss
 
 WORLD, B, D_IN, D = 2, 4, 5, 3
 
@@ -27,7 +30,8 @@ def _setup():
     }
     torch.manual_seed(1)
     mods = torch.nn.ModuleDict({"img": torch.nn.Linear(D_IN, D), "tab": torch.nn.Linear(D_IN, D),
-                                "scale": LogitScale(0.5, 100.0)})
+                                "scale": LogitScale(0.5, 100.0), "fusion": create_fusion(FusionConfig(dim=4), D, D),
+                                "itm": ItmLoss(4), "rec": MaskedFusedLoss(4, TableSchema(numeric=["a", "b"]))})
     return data, mods
 
 
@@ -35,12 +39,18 @@ def _losses(data, mods, rows):
     zi, zt = mods["img"](data["x_img"][rows]), mods["tab"](data["x_tab"][rows])
     clip = ClipLoss(gather=True)(zi, zt, mods["scale"](), data["valid"][rows])["clip_loss"]
     ntx = NTXentLoss(0.5, gather=True)(zi, zt)["simclr_loss"]
-    return {"clip": clip, "simclr": ntx}
+    # ITM: hard negatives from the gathered batch (invalid rows excluded), fused pairs across ranks
+    itm = mods["itm"](mods["fusion"], zi, zt, zi, zt, data["valid"][rows])["itm_loss"]
+    both = torch.ones(zi.shape[0], 2, dtype=torch.bool)
+    full = torch.ones(zi.shape[0], 2, dtype=torch.bool)  # every value masked: equal counts per rank
+    rec = mods["rec"](mods["fusion"](zi, zt, both), data["x_tab"][rows, :2], torch.zeros(zi.shape[0], 0).long(),
+                      full, torch.zeros(zi.shape[0], 0, dtype=torch.bool))["masked_fused_loss"]
+    return {"clip": clip, "simclr": ntx, "itm": itm, "masked_fused": rec}
 
 
 def _results(data, mods, rows, world):
     out = {}
-    for name in ("clip", "simclr"):
+    for name in ("clip", "simclr", "itm", "masked_fused"):
         mods.zero_grad()
         loss = _losses(data, mods, rows)[name]
         loss.backward()
@@ -76,13 +86,16 @@ def distributed_results(tmp_path_factory):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", ["clip", "simclr"])
+@pytest.mark.parametrize("name", ["clip", "simclr", "itm", "masked_fused"])
 def test_two_process_gloo_matches_single_process(distributed_results, name):
     data, mods = _setup()
     single = _results(data, mods, slice(0, WORLD * B), 1)[name]
     dist_loss, dist_grads = distributed_results[name]
     torch.testing.assert_close(dist_loss, single[0], atol=1e-5, rtol=0)
-    assert len(dist_grads) == len(single[1]) == 5
+    assert len(dist_grads) == len(single[1]) == len(list(mods.parameters()))
     for a, b in zip(dist_grads, single[1]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert single[1][0].abs().sum() > 0
+    if name in ("itm", "masked_fused"):  # the fusion learns from the term
+        fusion_grads = [g for (n, _), g in zip(mods.named_parameters(), single[1]) if n.startswith("fusion.mlp")]
+        assert fusion_grads and all(g.abs().sum() > 0 for g in fusion_grads)
