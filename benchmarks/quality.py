@@ -113,7 +113,7 @@ def _failed(title: str, exc: BaseException) -> Dict[str, Any]:
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
-    p.add_argument("--parts", nargs="*", choices=["nih", "synthetic"], default=["nih", "synthetic"])
+    p.add_argument("--parts", nargs="*", choices=["nih", "synthetic", "recipes"], default=["nih", "synthetic", "recipes"])
     args = p.parse_args(argv)
     if args.tiny:
         args.budget = "tiny"
@@ -138,6 +138,13 @@ def main(argv: List[str] | None = None) -> int:
                     sections.append(sec)
                 except Exception as exc:  # noqa: BLE001
                     sections.append(_failed(f"Planted synthetic cohort, {dims}D: fusion must win", exc))
+        if "recipes" in args.parts:  # pretraining recipes by label efficiency: benchmarks/_recipes.py
+            from benchmarks import _recipes
+
+            for sec in _recipes.sections(args.budget, work, device):
+                if "verdict" in sec:
+                    verdicts[sec["key"]] = sec.pop("verdict")
+                sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "budget_settings": b,

@@ -79,7 +79,7 @@ def test_gpu(tmp_path):
 
 
 def test_quality(tmp_path):
-    data = _run("quality", tmp_path)
+    data = _run("quality", tmp_path, "--parts", "nih", "synthetic")
     nih = _section(data, "NIH chest X-ray")
     assert {r["model"] for r in nih["rows"]} >= {"tabular-only LightGBM", "fused pretrained: linear probe",
                                                  "fused pretrained: full fine-tune", "fused, from scratch"}
@@ -89,3 +89,13 @@ def test_quality(tmp_path):
         rows = _section(data, f"Planted synthetic cohort, {dims}D")["rows"]
         _finite(rows, "AUROC", "AUPRC")
         assert all(0.0 <= r["AUROC"] <= 1.0 for r in rows)
+
+
+def test_quality_recipes(tmp_path):
+    data = _run("quality", tmp_path, "--parts", "recipes")
+    rows = _section(data, "Pretraining recipes, planted cohort 2D")["rows"]
+    assert [r["recipe"] for r in rows] == ["clip", "(from scratch)", "clip+unimodal", "clip+unimodal+fusion", "mae+clip"]
+    for r in rows:
+        for f in ("0.01", "0.1", "1"):
+            assert all(0.0 <= float(v) <= 1.0 for v in r[f"AUROC {f} per seed"].split()), r
+    assert "recipes 2d" in data["verdicts"]

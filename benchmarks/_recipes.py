@@ -1,0 +1,194 @@
+"""Pretraining recipes compared by label efficiency (called from :mod:`benchmarks.quality`).
+
+Each recipe pretrains the same small joint model with a different set of
+``pretrain.losses``, then ``run_finetune`` trains the linear probe on the frozen fused
+embedding at label fractions 1% / 10% / 100% of the training patients; the fused model
+trained from scratch on the same labelled rows (baseline ``fused_scratch``) is the
+reference. Recipes (weights of ``pretrain.losses``):
+
+* ``clip``: CLIP only.
+* ``clip+unimodal``: CLIP + SimCLR (image) + SCARF (table).
+* ``clip+unimodal+fusion``: the above + ITM + masked_fused (the fusion learns too);
+  the recipe declared in advance for the verdict (no recipe is picked on test AUROC).
+* ``mae+clip``: MAE + CLIP on a ViT image encoder (MAE needs a ViT).
+
+All through the public API (``run_pretrain`` / ``run_finetune``); planted cohorts of
+:func:`clinfusion.datasets.synthetic.make_synthetic_cohort` in 2D and 3D, several seeds
+(the cohort, the split and the weights change with the seed), and optionally NIH.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import pandas as pd
+
+RECIPES: Dict[str, Dict[str, float]] = {
+    "clip": dict(clip=1.0, simclr=0.0, scarf=0.0),
+    "clip+unimodal": dict(clip=1.0, simclr=0.5, scarf=0.5),
+    "clip+unimodal+fusion": dict(clip=1.0, simclr=0.5, scarf=0.5, itm=1.0, masked_fused=1.0),
+    "mae+clip": dict(clip=1.0, simclr=0.0, scarf=0.0, mae=1.0),
+}
+DECLARED = "clip+unimodal+fusion"  # judged by the goals; the others are reported beside it
+FRACTIONS = (0.01, 0.1, 1.0)
+BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; "small" must fit ~8 min on 2 idle cores
+    "tiny": dict(rec_patients=40, rec_batch=8, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
+                 dims=[2], rec_nih=False, rec_nih_epochs=1),  # smoke test: plumbing only
+    "small": dict(rec_patients=120, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=8, rec_ft_epochs=30, rec_size={2: 16, 3: 8},
+                  dims=[2, 3], rec_nih=False, rec_nih_epochs=4),
+    "full": dict(rec_patients=200, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=20, rec_ft_epochs=30, rec_size={2: 32, 3: 16},
+                 dims=[2, 3], rec_nih=True, rec_nih_epochs=8),
+}
+MODEL = [  # small enough for CPU; the planted rule needs no more
+    "model.image_encoder.name=cnn_tiny", "model.fusion.dim=32", "model.projection_dim=32",
+    "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1", "model.tabular_encoder.num_heads=2",
+    "model.tabular_encoder.intermediate_size=64", "model.tabular_encoder.dropout=0.0",
+]
+VIT = ["model.image_encoder.name=vit_tiny", "model.image_encoder.width=32", "pretrain.mae.decoder_dim=32",
+       "pretrain.mae.decoder_heads=2", "pretrain.mae.decoder_depth=1", "pretrain.mae.mask_ratio=0.5"]
+
+
+def _losses(recipe: str) -> List[str]:
+    w = {"clip": 0.0, "simclr": 0.0, "byol": 0.0, "scarf": 0.0, "masked_features": 0.0, "itm": 0.0,
+         "masked_fused": 0.0, "mae": 0.0, **RECIPES[recipe]}
+    return [f"pretrain.losses.{k}={v:g}" for k, v in w.items()] + (VIT if recipe.startswith("mae") else [])
+
+
+def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work: Path, recipes: Sequence[str],
+             pre_cfg: Any = None, ft_cfg: Any = None) -> pd.DataFrame:
+    """Every recipe on one cohort/seed; rows ``recipe, model (linear | fused_scratch), label_fraction, auroc``."""
+    from benchmarks._quality_runs import pretrain_finetune
+
+    frames = []
+    for i, recipe in enumerate(recipes):
+        base = ["fused_scratch"] if i == 0 else []  # the from-scratch reference once per cell
+        extra = [f"finetune.baselines=[{','.join(base)}]"]
+        vit = VIT if recipe.startswith("mae") else []
+        t0 = time.perf_counter()
+        r = pretrain_finetune(pre_cfg, list(common) + list(pre) + _losses(recipe), ft_cfg,
+                              list(common) + list(ft) + extra + vit, work / recipe.replace("+", "_"))
+        comp = r["comparison"]
+        comp = comp[comp["model"].isin(["linear", "fused_scratch"])].copy()
+        comp["recipe"] = np.where(comp["model"] == "fused_scratch", "(from scratch)", recipe)
+        comp["seconds"] = time.perf_counter() - t0
+        frames.append(comp[["recipe", "model", "label_fraction", "auroc", "n_train", "seconds"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def synthetic_runs(dims: int, seeds: Sequence[int], b: Dict[str, Any], work: Path, device: str) -> pd.DataFrame:
+    """Planted cohort in ``dims`` D, one cell per seed."""
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+
+    frames = []
+    for seed in seeds:
+        synth = make_synthetic_cohort(work / f"rec{dims}d_s{seed}" / "cohort", n_patients=b["rec_patients"],
+                                      images_per_patient=1, spatial_dims=dims, size=b["rec_size"][dims], seed=seed)
+        common = list(synth.overrides) + MODEL + [f"device={device}", f"seed={seed}", "split.val_fraction=0.15",
+                                                  "split.test_fraction=0.3", "evaluation.subgroups=[]",
+                                                  "evaluation.bootstrap=10", "image.cache=memory"]
+        pre = [f"pretrain.epochs={b['rec_pre_epochs']}", f"pretrain.batch_size={b['rec_batch']}", "pretrain.progress=false",
+               "pretrain.lr=0.003", "pretrain.warmup_epochs=0.5", "model.modality_dropout=0.1",
+               "image.augment.rotate_degrees=0"]
+        ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]",
+              f"finetune.epochs={b['rec_ft_epochs']}", f"finetune.batch_size={b['rec_batch']}", "finetune.lr=0.01",
+              "finetune.encoder_lr=0.003"]
+        df = run_cell(common, pre, ft, work / f"rec{dims}d_s{seed}", list(RECIPES))
+        df["seed"] = seed
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def table_rows(df: pd.DataFrame) -> List[Dict[str, Any]]:
+    """One row per recipe: AUROC mean ± sd over seeds at each fraction, plus every seed's value."""
+    rows = []
+    for recipe, g in df.groupby("recipe", sort=False):
+        row: Dict[str, Any] = {"recipe": recipe}
+        for f in FRACTIONS:
+            v = g.loc[np.isclose(g["label_fraction"], f), "auroc"].to_numpy(dtype=float)
+            row[f"AUROC {f:g} mean±sd"] = f"{np.mean(v):.3f} ± {np.std(v):.3f}" if len(v) else "n/a"
+            row[f"AUROC {f:g} per seed"] = " ".join(f"{x:.3f}" for x in v)
+        row["n train (100%)"] = float(g.loc[np.isclose(g["label_fraction"], 1.0), "n_train"].mean())
+        row["seconds per seed"] = float(g.groupby("seed")["seconds"].first().mean()) if "seed" in g else float("nan")
+        rows.append(row)
+    return rows
+
+
+def verdict(df: pd.DataFrame, recipe: str = DECLARED, gain: float = 0.10, gap: float = 0.05) -> Dict[str, Any]:
+    """The declared recipe's probe at 10% vs from scratch at 10% and vs its own 100% (means over seeds)."""
+    def mean(r: str, f: float) -> float:
+        v = df.loc[(df["recipe"] == r) & np.isclose(df["label_fraction"], f), "auroc"]
+        return float(v.mean()) if len(v) else float("nan")
+
+    p10, p100, s10 = mean(recipe, 0.1), mean(recipe, 1.0), mean("(from scratch)", 0.1)
+    ok_gain = bool(np.isfinite(p10) and np.isfinite(s10) and p10 - s10 >= gain)
+    ok_gap = bool(np.isfinite(p10) and np.isfinite(p100) and p100 - p10 <= gap)
+    best10 = max((r for r in RECIPES), key=lambda r: mean(r, 0.1) if np.isfinite(mean(r, 0.1)) else -1)
+    text = (f"{recipe} probe at 10% labels {p10:.3f} vs fused from scratch at 10% {s10:.3f} (gain {p10 - s10:+.3f}, "
+            f"goal >= {gain}: {'PASS' if ok_gain else 'FAIL'}); vs its own 100% {p100:.3f} (gap {p100 - p10:.3f}, goal "
+            f"<= {gap}: {'PASS' if ok_gap else 'FAIL'}); highest mean at 10% among recipes: {best10} "
+            f"({mean(best10, 0.1):.3f}, shown for information, not used for the verdict)")
+    return {"recipe": recipe, "probe_10": p10, "probe_100": p100, "scratch_10": s10, "gain_pass": ok_gain,
+            "gap_pass": ok_gap, "text": text}
+
+
+def sections(budget: str, work: Path, device: str) -> List[Dict[str, Any]]:
+    """Recipe sections for ``benchmarks.quality`` (planted 2D and 3D; NIH when the budget has it).
+
+    A part that fails becomes a "not measured" section naming the error."""
+    b = BUDGETS[budget]
+    out = []
+    for dims in b["dims"]:
+        try:
+            out.append(synthetic_section(b, dims, work, device))
+        except Exception as exc:  # noqa: BLE001 - record it and go on
+            out.append(_failed(f"Pretraining recipes, planted cohort {dims}D", exc))
+    if b.get("rec_nih"):
+        try:
+            out.append(nih_section(b, work, device))
+        except Exception as exc:  # noqa: BLE001
+            out.append(_failed("Pretraining recipes, NIH chest X-ray", exc))
+    return out
+
+
+def _failed(title: str, exc: BaseException) -> Dict[str, Any]:
+    line = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    return {"title": title, "columns": ["status"], "rows": [{"status": "not measured"}], "note": f"Not measured: {line}"}
+
+
+def synthetic_section(b: Dict[str, Any], dims: int, work: Path, device: str) -> Dict[str, Any]:
+    """One planted-cohort recipe table (all recipes, all seeds) with the declared recipe's verdict."""
+    t0 = time.perf_counter()
+    df = synthetic_runs(dims, b["rec_seeds"], b, work, device)
+    v = verdict(df)
+    rows = table_rows(df)
+    note = (f"Planted cohort {dims}D, {b['rec_patients']} patients x 1 image, {b['rec_size'][dims]}^{dims}, seeds "
+            f"{list(b['rec_seeds'])} (cohort, split and weights change with the seed); holdout test 30% of "
+            f"patients; pretraining {b['rec_pre_epochs']} epochs, linear probe / from-scratch "
+            f"{b['rec_ft_epochs']} epochs; label fractions of the training patients. {v['text']}. "
+            f"{time.perf_counter() - t0:.0f} s in all.")
+    return {"title": f"Pretraining recipes, planted cohort {dims}D: fused linear probe vs fused from scratch",
+            "columns": list(rows[0]), "rows": rows, "note": note, "verdict": v, "key": f"recipes {dims}d"}
+
+
+def nih_section(b: Dict[str, Any], work: Path, device: str) -> Dict[str, Any]:
+    """NIH (bundled cohort, holdout, one seed) with the demo configs at a short budget."""
+    from benchmarks._quality_runs import NIH_FINETUNE, NIH_PRETRAIN
+
+    t0 = time.perf_counter()
+    common = [f"device={device}", "evaluation.bootstrap=10", "evaluation.subgroups=[]"]
+    pre = [f"pretrain.epochs={b['rec_nih_epochs']}", "pretrain.progress=false"]
+    ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]",
+          f"finetune.epochs={b['rec_ft_epochs']}", "finetune.cv_folds=null"]
+    df = run_cell(common, pre, ft, work / "rec_nih", [r for r in RECIPES if not r.startswith("mae")],
+                  NIH_PRETRAIN, NIH_FINETUNE)
+    df["seed"] = 0
+    rows = table_rows(df)
+    return {"title": "Pretraining recipes, NIH chest X-ray (abnormal): fused linear probe vs fused from scratch",
+            "columns": list(rows[0]), "rows": rows,
+            "note": f"One seed, holdout split of the demo configs, {b['rec_nih_epochs']} pretraining epochs; the MAE "
+                    f"recipe needs a ViT and is left out here. {verdict(df)['text']}. "
+                    f"{time.perf_counter() - t0:.0f} s."}
