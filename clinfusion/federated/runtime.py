@@ -142,46 +142,48 @@ def submit_deployment(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: boo
                       timeout_s: Optional[float] = None) -> Path:
     """Submit the run to the SuperLink at ``federated.superlink`` with ``flwr run --stream``.
 
-    The resolved config is written next to the run folder and passed by path.
+    The resolved config is written next to the run folder (the ServerApp reads it by path) and
+    a throw-away ``FLWR_HOME`` names the SuperLink connection (address, TLS), so the user's own
+    Flower configuration is neither needed nor touched.
 
     Raises:
-        TrainingError: ``flwr`` missing, the SuperLink unreachable, or the run failing (the
-            last line of its log).
+        TrainingError: ``flwr`` missing, the SuperLink unreachable, or the run failing (its
+            one-line error, else the last line of the log).
     """
     from clinfusion.config.loader import save_config
 
     out = Path(out_dir).resolve()
     fed = cfg.federated
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shared = out.parent / f".{out.name}.federated-config.yaml"
+    save_config(cfg, shared)
     with tempfile.TemporaryDirectory(prefix="clinfusion-flwr-") as tmp:
         app = write_app(Path(tmp) / "app")
-        cfg_path = Path(tmp) / "run-config.yaml"
-        save_config(cfg.model_copy(update={"federated": fed.model_copy(update={"runtime": "simulation"})}), cfg_path)
-        shared = out.parent / f".{out.name}.federated-config.yaml"  # the ServerApp reads it by path
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cfg_path, shared)
+        home = Path(tmp) / "flwr-home"
+        home.mkdir()
+        tls = "insecure = true" if fed.insecure else f"root-certificates = '{fed.root_certificates or ''}'"
+        (home / "config.toml").write_text(f"[superlink]\ndefault = 'clinfusion'\n\n[superlink.clinfusion]\n"
+                                          f"address = '{fed.superlink}'\n{tls}\n")
         run_config = (f"config='{shared}' out='{out}' resume={str(resume).lower()} "
                       f"overwrite={str(overwrite).lower()}")
-        cmd = flwr_run_command(app, fed, run_config)
+        flwr = shutil.which("flwr") or str(Path(sys.executable).with_name("flwr"))
+        cmd = [flwr, "run", str(app), "clinfusion", "--run-config", run_config, "--stream"]
+        limit = timeout_s or fed.round_timeout_s * (fed.rounds + 1) + fed.connect_timeout_s
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s or fed.round_timeout_s
-                                  * (fed.rounds + 1) + fed.connect_timeout_s)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
+                                  env={**os.environ, "FLWR_HOME": str(home)})
         except FileNotFoundError:
             raise TrainingError("the `flwr` command is not on PATH: install flwr in this environment") from None
         except subprocess.TimeoutExpired:
-            raise TrainingError(f"the federated run at {fed.superlink} did not finish in time; see the SuperLink log") \
-                from None
+            raise TrainingError(f"the federated run at {fed.superlink} did not finish within {limit:g}s: see the "
+                                f"SuperLink log") from None
+        finally:
+            shared.unlink(missing_ok=True)
     err = out / "error.txt"
     if err.is_file():
         raise TrainingError(err.read_text().strip())
     if proc.returncode != 0 or not (out / "checkpoints" / "last").is_dir():
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-        raise TrainingError(f"flwr run against {fed.superlink} failed: {lines[-1] if lines else proc.returncode}")
+        lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        raise TrainingError(f"flwr run against the SuperLink at {fed.superlink} failed: "
+                            f"{lines[-1] if lines else proc.returncode}")
     return out
-
-
-def flwr_run_command(app: Path, fed: Any, run_config: str) -> List[str]:
-    """``flwr run APP ADDRESS`` for the SuperLink address, TLS settings from ``federated``."""
-    flwr = shutil.which("flwr") or str(Path(sys.executable).with_name("flwr"))
-    return [flwr, "run", str(app), "--run-config", run_config, "--stream", "--federation-config",
-            f"address='{fed.superlink}' " + ("insecure=true" if fed.insecure else
-                                              f"root-certificates='{fed.root_certificates or ''}'")]
