@@ -30,6 +30,17 @@ def _moments(x: np.ndarray) -> Dict[str, List[float]]:
             "sumsq": (filled * filled).sum(axis=0).tolist()}
 
 
+def _omics_moments(omics: Any, rows: np.ndarray, width: int) -> Dict[str, List[float]]:
+    """:func:`_moments` of the omics block read in chunks of rows (wide omics never whole in memory)."""
+    chunk = max(1, (1 << 18) // max(width, 1))
+    total = {"count": np.zeros(width), "sum": np.zeros(width), "sumsq": np.zeros(width)}
+    for i in range(0, len(rows), chunk):
+        part = _moments(np.asarray(omics[rows[i:i + chunk]], dtype=np.float64))
+        for k in total:
+            total[k] += np.asarray(part[k])
+    return {k: v.tolist() for k, v in total.items()}
+
+
 def site_stats(cohort: Any, rows: Sequence[int], min_count: int) -> Dict[str, Any]:
     """A site's message (JSON-able): column lists, moments, category counts >= ``min_count``.
 
@@ -49,7 +60,7 @@ def site_stats(cohort: Any, rows: Sequence[int], min_count: int) -> Dict[str, An
                            "categorical": list(cohort.categorical), "num": _moments(num), "cat": cats,
                            "omics_columns": list(cohort.omics_columns) if cohort.omics is not None else []}
     if out["omics_columns"]:
-        out["omics"] = _moments(np.asarray(cohort.omics, dtype=np.float64)[rows])
+        out["omics"] = _omics_moments(cohort.omics, rows, len(out["omics_columns"]))
         out["omics_groups"] = [list(map(int, g)) for g in (cohort.omics_groups or [])]
         out["group_names"] = list(getattr(cohort, "omics_group_names", None) or [])
     return out
