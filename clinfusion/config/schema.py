@@ -177,6 +177,7 @@ class PretrainConfig(Section):
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
     pin_memory: bool = True  # page-locked host batches (CUDA only)
     persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
+    prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
     checkpoint_every: int = Field(1, ge=1)  # epochs
     checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps (mid-epoch resume)
     retrieval_every: int = Field(1, ge=1)  # epochs
@@ -210,6 +211,9 @@ class FinetuneConfig(Section):
     mlp_hidden: int = Field(128, ge=1)  # hidden width of the mlp head
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes
+    pin_memory: bool = True  # page-locked host batches (CUDA only)
+    persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
+    prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
 
 
 class EvaluationConfig(Section):

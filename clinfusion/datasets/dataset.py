@@ -28,7 +28,7 @@ from monai.data import Dataset as MonaiDataset
 from monai.data.utils import set_rnd
 from monai.transforms import Transform
 from monai.utils import MAX_SEED
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from clinfusion.config.schema import ImageConfig
 from clinfusion.datasets.batch import IMAGE, TABLE
@@ -159,7 +159,12 @@ class CohortDataset(Dataset):
             raise DataError(f"row {row} (id {self.cohort.ids[row]!r}): {item['error']}")
         return item["image"].clone()  # never hand out the cached tensor itself
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    seeded_index = True  # accepts (i, seed) from a SeededSampler
+
+    def __getitem__(self, i: Any) -> Dict[str, Any]:
+        if isinstance(i, tuple):  # (index, seed): this sample's views are seeded by its own seed
+            i, seed = i
+            self.set_random_state(seed)
         row = self.rows[i]
         image = self._image(row)
         has_image = image is not None
@@ -270,6 +275,32 @@ def _seed_worker(worker_id: int) -> None:
     set_rnd(info.dataset, seed=seed)
 
 
+class SeededSampler(Sampler):
+    """Wraps a sampler so each index travels with its own seed: ``(index, seed)``.
+
+    The views of a sample then depend only on the loader seed and the sample's position in
+    the epoch, not on which worker drew it, how many workers there are (0 included),
+    or whether they persisted from an earlier epoch (``persistent_workers``): a resumed run
+    re-draws the same views. :meth:`reseed` starts a new epoch on the same (persistent) loader.
+    """
+
+    def __init__(self, base: Sampler, seed: int) -> None:
+        self.base, self.seed = base, seed
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+        gen = getattr(self.base, "generator", None)
+        if gen is not None:
+            gen.manual_seed(seed)
+
+    def __iter__(self):
+        for k, i in enumerate(self.base):
+            yield (int(i), (self.seed * 1_000_003 + k) % MAX_SEED)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -286,12 +317,21 @@ def make_loader(
 
     ``persistent_workers`` only takes effect with ``num_workers > 0``, ``pin_memory`` only with
     CUDA present, ``prefetch_factor`` (batches per worker) only with workers; a ``sampler`` (e.g.
-    ``DistributedSampler``) replaces ``shuffle``. Batches are collated with
+    ``DistributedSampler``) replaces ``shuffle``. With workers, a :class:`CohortDataset` gets
+    its indices through a :class:`SeededSampler` (``loader.sampler``; call its ``reseed`` to
+    reuse a persistent loader for the next epoch), with or without workers: its batches are
+    the same for any ``num_workers``. Batches are collated with
     ``default_collate`` (``id`` / ``patient`` become lists of str).
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
-    if num_workers == 0:
+    if getattr(dataset, "seeded_index", False):  # per-sample seeds: batches independent of the workers
+        if sampler is None:  # the shuffle order has its own generator (the loader's also seeds workers)
+            order = torch.Generator()
+            order.manual_seed(seed)
+            sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
+        sampler = SeededSampler(sampler, seed)
+    elif num_workers == 0:
         set_rnd(dataset, seed=seed % MAX_SEED)
     return DataLoader(
         dataset,

@@ -106,6 +106,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.logger: Optional[MetricsLogger] = None
         self._resume_rng: Optional[Dict[str, Any]] = None
+        self._loaders: Dict[tuple, tuple] = {}  # persistent loaders: (id(ds), train, shard) -> (ds, loader)
         self.wrapped: nn.Module = task
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -128,18 +129,38 @@ class Trainer:
 
     def loader(self, ds: Dataset, epoch: int, train: bool, shard: bool = True) -> DataLoader:
         """Loader whose order and views depend only on ``(seed, epoch)``; under DDP each rank
-        reads its shard (``shard=False``: the whole dataset, e.g. for retrieval on rank 0)."""
-        from clinfusion.datasets.dataset import make_loader
+        reads its shard (``shard=False``: the whole dataset, e.g. for retrieval on rank 0).
 
+        Loader settings (``num_workers``, ``pin_memory``, ``persistent_workers``,
+        ``prefetch_factor``) come from the section through
+        :class:`~clinfusion.datasets.builder.LoaderSettings`. With persistent workers one
+        loader per (dataset, train, shard) is kept for the whole run and re-seeded each epoch
+        (its :class:`~clinfusion.datasets.dataset.SeededSampler`), so workers start once.
+        """
+        from clinfusion.datasets.builder import LoaderSettings, build_loader
+        from clinfusion.datasets.dataset import SeededSampler
+
+        seed = self.seed * 100_003 + epoch + (0 if train else 50_000)
+        key = (id(ds), train, shard)
+        cached = self._loaders.get(key)
+        if cached is not None and cached[0] is ds:
+            loader = cached[1]
+            base = loader.sampler.base
+            if isinstance(base, DistributedSampler):
+                base.set_epoch(epoch)
+            loader.sampler.reseed(seed)
+            return loader
         sampler = None
         if self.dist.enabled and shard:
             sampler = DistributedSampler(ds, self.dist.world_size, self.dist.rank, shuffle=train, seed=self.seed,
                                          drop_last=train)
             sampler.set_epoch(epoch)
-        return make_loader(ds, self.cfg.batch_size, shuffle=train, num_workers=self.cfg.num_workers,
-                           pin_memory=self.cfg.pin_memory, persistent_workers=False,
-                           seed=self.seed * 100_003 + epoch + (0 if train else 50_000), drop_last=train,
-                           sampler=sampler)
+        settings = LoaderSettings.from_section(self.cfg)
+        loader = build_loader(ds, self.cfg.batch_size, shuffle=train, settings=settings, seed=seed,
+                              drop_last=train, sampler=sampler)
+        if loader.persistent_workers and isinstance(loader.sampler, SeededSampler):
+            self._loaders[key] = (ds, loader)
+        return loader
 
     def _steps_per_epoch(self, n_batches: int) -> int:
         return math.ceil(n_batches / self.cfg.grad_accum)
@@ -199,6 +220,7 @@ class Trainer:
                 self._end_epoch(val_ds)
         finally:
             self.logger.close()
+            self._loaders.clear()  # persistent workers end with the run
         return self.progress
 
     def _batches(self, loader: DataLoader) -> Iterator[tuple]:
