@@ -2,7 +2,11 @@
 
 Writes Parquet, one row per sample: ``id``, ``patient``, ``image_emb`` (list of ``Di``
 floats, null without an image), ``table_emb`` (``Dt``, null without table values),
-``fused_emb`` (``F``; missing modalities use the fusion's learned placeholders). The
+``fused_emb`` (``F``; missing modalities use the fusion's learned placeholders), and the
+aligned CLIP-space projections ``image_proj`` / ``table_proj`` (``P`` floats each, unit L2
+norm, null where the modality is missing): the cosine similarity of one row's
+``image_proj`` with another's ``table_proj`` is the score pretraining's contrastive loss
+ranks, so images of a new cohort can be matched to its records (cross-modal retrieval). The
 table is preprocessed with the run's stored ``preprocessing.json`` (never refitted).
 """
 
@@ -36,7 +40,8 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     cohort = load_run_cohort(cfg.cohort, cfg.image, table)  # cohort.on_bad_image applied here
     ds = build_dataset(cohort, pre, range(len(cohort.ids)), cfg.image.model_copy(update={"cache": "none"}),
                        missing_features=cfg.cohort.missing_features)
-    cols: Dict[str, List] = {"id": [], "patient": [], "image_emb": [], "table_emb": [], "fused_emb": []}
+    keys = ("image_emb", "table_emb", "fused_emb", "image_proj", "table_proj")
+    cols: Dict[str, List] = {"id": [], "patient": [], **{k: [] for k in keys}}
     with torch.no_grad():
         for batch in build_loader(ds, batch_size, shuffle=False):
             b = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -44,8 +49,10 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
             mask = batch["modality_mask"].bool().numpy()
             cols["id"] += list(batch["id"])
             cols["patient"] += list(batch["patient"])
+            unit = {k: torch.nn.functional.normalize(out[k].float(), dim=-1) for k in ("image_proj", "table_proj")}
             for key, emb, m in (("image_emb", out["image_emb"], mask[:, 0]), ("table_emb", out["table_emb"], mask[:, 1]),
-                                ("fused_emb", out["fused"], np.ones(len(mask), bool))):
+                                ("fused_emb", out["fused"], np.ones(len(mask), bool)),
+                                ("image_proj", unit["image_proj"], mask[:, 0]), ("table_proj", unit["table_proj"], mask[:, 1])):
                 arr = emb.float().cpu().numpy()
                 cols[key] += [arr[i].tolist() if m[i] else None for i in range(len(arr))]
     out_path = Path(out_file)

@@ -56,20 +56,23 @@ class LinearToy(nn.Module):
 
 
 class ConvToy(nn.Module):
-    def __init__(self, spatial_dims=2, f_num=3, cards=(3,), groups=(), hidden=8, width=8, seed=0):
+    def __init__(self, spatial_dims=2, f_num=3, cards=(3,), groups=(), hidden=8, width=8, seed=0, centre=0.0, scale=1.0,
+                 kernel=3):
         super().__init__()
         torch.manual_seed(seed)
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         pool = nn.AdaptiveMaxPool2d if spatial_dims == 2 else nn.AdaptiveMaxPool3d
+        self.centre, self.scale = centre, scale  # fixed input standardisation: (image - centre) * scale
         self.image_encoder = nn.Sequential()
-        self.image_encoder.features = nn.Sequential(conv(1, width, 3, padding=1), nn.ReLU(),
-                                                    conv(width, width, 3, padding=1), nn.ReLU())
+        pad = dict(padding_mode="replicate")  # no artificial edge at the border for IG's black baseline
+        self.image_encoder.features = nn.Sequential(conv(1, width, kernel, padding=kernel // 2, **pad), nn.ReLU(),
+                                                    conv(width, width, 3, padding=1, **pad), nn.ReLU())
         self.image_encoder.pool = nn.Sequential(pool(1), nn.Flatten())
         self.tokenizer = ToyTokenizer(f_num, list(cards), [list(g) for g in groups], hidden)
         self.head = nn.Sequential(nn.Linear(width + hidden, 16), nn.ReLU(), nn.Linear(16, 1))
 
     def forward(self, image, num, num_missing, cat, cat_missing, omics, omics_missing, modality_mask):
-        img = self.image_encoder(image) * modality_mask[:, :1].float()
+        img = self.image_encoder((image - self.centre) * self.scale) * modality_mask[:, :1].float()
         tab = self.tokenizer(num, num_missing, cat, cat_missing, omics, omics_missing).mean(1)
         return self.head(torch.cat([img, tab * modality_mask[:, 1:].float()], dim=1))
 
@@ -104,33 +107,44 @@ def toy_explainable(model, f_num=3, cards=(3,), groups=(), cam="features.2"):
 
 
 def planted_data(n=160, size=16, spatial_dims=2, seed=0):
-    """In-memory planted cohort: label = bright square in the region AND marker (num col 0) > 0."""
-    rng = np.random.default_rng(seed)
-    lo, hi = size // 8, size // 8 + size // 4
-    img = rng.uniform(0.0, 0.4, size=(n, 1) + (size,) * spatial_dims).astype(np.float32)
-    pattern = rng.random(n) < 0.5
-    box = (slice(None), slice(None)) + (slice(lo, hi),) * spatial_dims
-    img_p = img[pattern]
-    img_p[box] += 0.5
-    img[pattern] = img_p
-    num = rng.normal(size=(n, 3)).astype(np.float32)
-    y = (pattern & (num[:, 0] > 0)).astype(np.float32)
-    batch = {"id": [f"r{i}" for i in range(n)], "image": torch.tensor(img), "num": torch.tensor(num),
+    """In-memory planted cohort (:func:`~clinfusion.datasets.synthetic.draw_planted`): label = a faint
+    disc at a random place AND the marker (numeric column n0) over a noisy threshold, 4% labels
+    flipped; n1 = the correlated distractor ``proxy``, n2 = the label-free ``density``, c0 = sex.
+
+    Returns ``(batch, y [N], truth)``; ``truth`` holds per-row ``pattern``, ``centre``, ``radius``.
+    """
+    from clinfusion.datasets.synthetic import draw_planted
+
+    d = draw_planted(n, spatial_dims, size, seed=seed)
+    cols = d["columns"]
+    num = np.stack([cols["marker"], cols["proxy"], cols["density"]], 1).astype(np.float32)
+    cat = (cols["sex"] == "F").astype(np.int64)[:, None] + 1
+    batch = {"id": [f"r{i}" for i in range(n)], "image": torch.tensor(d["images"][:, None]), "num": torch.tensor(num),
              "num_missing": torch.zeros(n, 3, dtype=torch.bool),
-             "cat": torch.tensor(rng.integers(1, 3, size=(n, 1))), "cat_missing": torch.zeros(n, 1, dtype=torch.bool),
+             "cat": torch.tensor(cat), "cat_missing": torch.zeros(n, 1, dtype=torch.bool),
              "omics": torch.zeros(n, 0), "omics_missing": torch.zeros(n, 0, dtype=torch.bool),
              "modality_mask": torch.ones(n, 2, dtype=torch.bool)}
-    return batch, torch.tensor(y), [[lo, hi]] * spatial_dims
+    return batch, torch.tensor(d["label"], dtype=torch.float32), d["truth"]
 
 
-def train_toy(model, batch, y, epochs=150, lr=1e-2):
+def take(batch, rows):
+    """The sub-batch of ``rows`` (tensor or list of indices)."""
+    rows = torch.as_tensor(rows)
+    return {k: (v[rows] if torch.is_tensor(v) else [v[i] for i in rows.tolist()]) for k, v in batch.items()}
+
+
+def train_toy(model, batch, y, epochs=150, lr=1e-2, batch_size=None, seed=0):
+    """Adam on BCE: full-batch steps by default, else shuffled mini-batches of ``batch_size``."""
     from clinfusion.explain.common import forward_args
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    args = forward_args(batch)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(y)
     for _ in range(epochs):
-        opt.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(model(*args)[:, 0], y)
-        loss.backward()
-        opt.step()
+        for rows in (torch.randperm(n, generator=gen).split(batch_size) if batch_size else [torch.arange(n)]):
+            sub = take(batch, rows) if batch_size else batch
+            opt.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(model(*forward_args(sub))[:, 0], y[rows])
+            loss.backward()
+            opt.step()
     return model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,13 +47,16 @@ def test_existing_run_without_overwrite(pretrained, synthetic):
 def test_embed_parquet_one_row_per_sample(pretrained, synthetic, tmp_path):
     out = run_embed(pretrained, None, tmp_path / "emb.parquet")
     frame = pd.read_parquet(out)
-    assert list(frame.columns) == ["id", "patient", "image_emb", "table_emb", "fused_emb"]
+    assert list(frame.columns) == ["id", "patient", "image_emb", "table_emb", "fused_emb", "image_proj", "table_proj"]
     assert len(frame) == 40 and frame["id"].is_unique
     assert len(frame["fused_emb"].iloc[0]) == 16  # model.fusion.dim
     assert len(frame["table_emb"].iloc[0]) == 16  # tabular hidden size
     table = pd.read_csv(synthetic.table)
     no_image = set(table.loc[table["image"].isna(), "id"])
     assert no_image and set(frame.loc[frame["image_emb"].isna(), "id"]) == no_image
+    assert set(frame.loc[frame["image_proj"].isna(), "id"]) == no_image
+    proj = np.stack(frame["table_proj"].dropna())
+    assert proj.shape[1] == 16 and np.allclose(np.linalg.norm(proj, axis=1), 1.0, atol=1e-5)  # unit norm, CLIP space
 
 
 def test_batch_size_larger_than_training_set(synthetic, tmp_path):
