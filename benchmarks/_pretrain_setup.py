@@ -19,7 +19,7 @@ from clinfusion.training.engine import move  # noqa: F401  (re-used by the other
 from benchmarks._device import autocast
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_PRETRAIN = ROOT / "configs" / "pretrain" / "nih_cxr_demo.yaml"
+DEMO_PRETRAIN = ROOT / "configs" / "nih_cxr_demo.yaml"
 TINY_OVERRIDES = ["pretrain.batch_size=8", "pretrain.epochs=2", "cohort.exclude=[]", "cohort.categorical=null",
                   "model.image_encoder.width=8", "image.cache=memory"]
 

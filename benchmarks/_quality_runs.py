@@ -17,8 +17,8 @@ import pandas as pd
 
 from benchmarks._pretrain_setup import ROOT
 
-NIH_PRETRAIN = ROOT / "configs" / "pretrain" / "nih_cxr_demo.yaml"
-NIH_FINETUNE = ROOT / "configs" / "finetune" / "nih_cxr_demo.yaml"
+NIH_PRETRAIN = ROOT / "configs" / "nih_cxr_demo.yaml"
+NIH_FINETUNE = ROOT / "configs" / "nih_cxr_demo.yaml"
 HEADS = ["linear", "lightgbm", "full"]
 BASELINES = ["tabular_lgbm", "image_only", "fused_scratch"]
 LABELS = {

@@ -1,8 +1,8 @@
 """GPU throughput of realistic configurations: samples/s, MFU, step/bare ratio, data wait, memory.
 
 For each configuration (2D 224 px ResNet-50 and ViT-S from
-``configs/pretrain/realistic_2d_gpu.yaml``; 3D 96^3 ResNet-18 from
-``configs/pretrain/ct_3d.yaml``), on a synthetic cohort of that size:
+``configs/realistic_2d_gpu.yaml``; 3D 96^3 ResNet-18 from
+``configs/ct_3d.yaml``), on a synthetic cohort of that size:
 
 1. the real Trainer at the config's batch (or the largest that fits, if smaller), with the
    interleaved bare step of :mod:`benchmarks._step_overhead`: step/bare ratio and the
@@ -33,8 +33,8 @@ from benchmarks._device import pick_device, precision
 from benchmarks._pretrain_setup import ROOT
 
 NAME = "gpu"
-CFG_2D = ROOT / "configs" / "pretrain" / "realistic_2d_gpu.yaml"
-CFG_3D = ROOT / "configs" / "pretrain" / "ct_3d.yaml"
+CFG_2D = ROOT / "configs" / "realistic_2d_gpu.yaml"
+CFG_3D = ROOT / "configs" / "ct_3d.yaml"
 COMMON = ["cohort.exclude=[]", "cohort.categorical=null", "cohort.on_bad_image=error", "image.cache=none",
           "image.cache_dir=null", "pretrain.epochs=2", "pretrain.progress=false"]
 

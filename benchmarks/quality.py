@@ -1,8 +1,8 @@
 """Predictive quality: pretrained fusion vs single-modality and from-scratch baselines.
 
 1. **NIH chest X-ray cohort** (bundled, 760 films of 160 patients; ``abnormal``):
-   ``run_pretrain`` on ``configs/pretrain/nih_cxr_demo.yaml``, then ``run_finetune`` on
-   ``configs/finetune/nih_cxr_demo.yaml`` with ``finetune.cv_folds=5``,
+   ``run_pretrain`` on ``configs/nih_cxr_demo.yaml``, then ``run_finetune`` on
+   ``configs/nih_cxr_demo.yaml`` with ``finetune.cv_folds=5``,
    ``finetune.label_fractions=[0.01,0.1,1.0]``, ``finetune.heads=[linear,lightgbm,full]``
    and the baselines tabular-only LightGBM, image-only from scratch and fused from
    scratch: AUROC / AUPRC on the pooled out-of-fold predictions with 95% patient-bootstrap
@@ -40,7 +40,7 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
                  bootstrap=1000, nih_batch=64, syn_patients=400, syn_size={2: 32, 3: 16}, syn_pre_epochs=10,
                  syn_ft_epochs=25, dims=[2, 3]),
 }
-NIH_FT_LR = 0.001  # finetune.lr of configs/finetune/nih_cxr_demo.yaml (also the linear probe's)
+NIH_FT_LR = 0.001  # finetune.lr of configs/nih_cxr_demo.yaml (also the linear probe's)
 SYN_MODEL = [  # small enough for CPU; the planted rule needs no more
     "model.image_encoder.name=cnn_tiny", "model.fusion.dim=64", "model.projection_dim=64",
     "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1", "model.tabular_encoder.num_heads=2",

@@ -8,7 +8,7 @@
 (d) attribution samples/s per explanation method (IG, occlusion, Grad-CAM, tabular IG,
     feature ablation, TreeSHAP).
 
-Default: ``configs/pretrain/nih_cxr_demo.yaml`` on the bundled NIH cohort (a few minutes
+Default: ``configs/nih_cxr_demo.yaml`` on the bundled NIH cohort (a few minutes
 on 2 CPU cores). ``--tiny``: a small synthetic cohort, seconds. Any ``key=value`` after the
 options overrides the config (e.g. ``pretrain.num_workers=2``).
 

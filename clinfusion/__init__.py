@@ -14,6 +14,23 @@ Package map (the folder tree is the architecture):
 - ``downstream/``  heads, baselines, metrics with bootstrap CIs, subgroups, reports
 - ``explain/``     captum attributions, modality share, faithfulness, HTML report
 - ``cli/``         ``clinfusion validate | pretrain | embed | finetune | evaluate | predict | explain``
+- ``api.py``       the same jobs as Python calls (``import clinfusion as cf; cf.pretrain(...)``)
+
+The names of :mod:`clinfusion.api` are re-exported here lazily: ``import clinfusion`` stays
+instant and imports no torch until a job is called.
 """
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = ("load_config", "load_cohort", "validate", "pretrain", "embed", "embeddings", "finetune", "evaluate",
+        "predict", "explain")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module("clinfusion.api"), name)
+    raise AttributeError(f"module 'clinfusion' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """``make demo``: the whole pipeline on the bundled NIH chest X-ray cohort, through the real CLI.
 
+One config, ``configs/nih_cxr_demo.yaml``, drives every step:
 validate -> pretrain (prints the retrieval table) -> embed -> finetune (prints the
 comparison table: fused vs tabular-only vs image-only, AUROC with 95% CI) ->
 evaluate -> explain (prints the path of report.html).
@@ -46,10 +47,11 @@ def run(out: Path, quick: bool = False) -> Path:
     pre, fin = out / "pretrain", out / "finetune"
     quick_pre = ["pretrain.epochs=1"] if quick else []
     quick_fin = ["finetune.epochs=2", "evaluation.bootstrap=50"] if quick else []
-    step("validate", ["validate", _config("nih_cxr_demo.yaml")])
-    step("pretrain", ["pretrain", _config("pretrain/nih_cxr_demo.yaml"), *quick_pre, "--out", str(pre), "--overwrite"])
+    config = _config("nih_cxr_demo.yaml")  # one config drives every command
+    step("validate", ["validate", config])
+    step("pretrain", ["pretrain", config, *quick_pre, "--out", str(pre), "--overwrite"])
     step("embed", ["embed", str(pre), "--out", str(out / "embeddings.parquet"), "--overwrite"])
-    step("finetune", ["finetune", _config("finetune/nih_cxr_demo.yaml"), *quick_fin,
+    step("finetune", ["finetune", config, *quick_fin,
                       "--pretrained", str(pre), "--out", str(fin), "--overwrite"])
     step("evaluate", ["evaluate", str(fin), "--out", str(out / "evaluate"), "--overwrite"])
     step("explain", ["explain", str(fin), "--out", str(out / "explain"), "--overwrite"])

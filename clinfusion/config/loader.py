@@ -7,7 +7,10 @@
 * an unknown key names its full path and the closest valid key;
 * a wrong type names the key, the value received and the expected type;
 * relative ``cohort.table`` / ``cohort.omics.table`` / ``gene_sets`` / weights paths are
-  resolved against the config file's folder, so a config travels with its data.
+  resolved against the config file's folder, so a config travels with its data;
+* ``extends: base.yaml`` (the one inheritance key; path relative to the file) starts from
+  the base file and overrides it key by key (nested sections merge, lists are replaced);
+  a base may extend another, a cycle is an error.
 """
 
 from __future__ import annotations
@@ -171,17 +174,41 @@ def _resolve_paths(data: Dict[str, Any], base: Path) -> None:
                 tables[site] = str((base / val).resolve())
 
 
+EXTENDS = "extends"  # the one inheritance key: a config file path, relative to the file naming it
+
+
+def read_config_file(path: str | os.PathLike, _seen: Optional[List[Path]] = None) -> Dict[str, Any]:
+    """The file's mapping with its ``extends:`` chain merged in and relative paths resolved."""
+    p = Path(path).resolve()
+    seen = list(_seen or [])
+    if p in seen:
+        chain = " -> ".join(str(s) for s in [*seen, p])
+        raise ConfigError(f"config file {str(path)!r}: '{EXTENDS}' makes a cycle ({chain}): remove one link")
+    data = read_yaml_mapping(path)
+    _resolve_paths(data, p.parent)
+    base = data.pop(EXTENDS, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"config file {str(path)!r}: '{EXTENDS}' must be the path of a base config file, got {base!r}")
+    base_path = Path(base).expanduser()
+    base_path = base_path if base_path.is_absolute() else p.parent / base_path
+    if not base_path.is_file():
+        raise ConfigError(f"config file {str(path)!r}: '{EXTENDS}: {base}' not found ({base_path}): "
+                          f"give the base file's path relative to this file")
+    return _deep_merge(read_config_file(base_path, [*seen, p]), data)
+
+
 def load_config(path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> RunConfig:
     """Load ``path`` (or the defaults when None), apply dotted overrides, validate.
 
     Relative paths in the file resolve against the file's folder; relative paths given
-    as overrides resolve against the current directory.
+    as overrides resolve against the current directory. ``extends:`` names a base file.
     """
     data: Dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        data = read_yaml_mapping(path)
-        _resolve_paths(data, Path(path).resolve().parent)
+        data = read_config_file(path)
         source = str(path)
     over_list = list(overrides)
     if over_list:

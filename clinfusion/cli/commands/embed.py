@@ -22,8 +22,8 @@ class Embed:
             raise ConfigError(f"embed uses the run's stored config and takes no overrides (got {args.overrides[0]!r}); "
                               f"re-run pretrain to change it")
         refuse_existing_output(args.out, args.overwrite)
-        from clinfusion.training.embed import run_embed
+        from clinfusion import api
 
-        out = run_embed(args.run, args.cohort, args.out)
-        print(f"embeddings: {out}")
+        api.embed(args.run, out=args.out, cohort=args.cohort)
+        print(f"embeddings: {args.out}")
         return 0

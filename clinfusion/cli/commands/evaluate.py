@@ -17,8 +17,8 @@ class Evaluate:
     def run(args) -> int:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
-        from clinfusion.downstream.evaluate import run_evaluate
+        from clinfusion import api
 
-        out = run_evaluate(args.run, args.cohort, args.out, overwrite=args.overwrite, overrides=args.overrides)
-        print(f"evaluation: {out}")
+        api.evaluate(args.run, args.out, cohort=args.cohort, overrides=args.overrides, overwrite=args.overwrite)
+        print(f"evaluation: {args.out}")
         return 0

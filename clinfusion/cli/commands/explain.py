@@ -19,10 +19,9 @@ class Explain:
     def run(args) -> int:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
-        from clinfusion.explain.run import run_explain
+        from clinfusion import api
 
-        out = run_explain(args.run, args.cohort, args.out, ids=optional_list(args.ids),
-                          methods=optional_list(args.methods), overwrite=args.overwrite,
-                          overrides=args.overrides)
+        out = api.explain(args.run, args.out, cohort=args.cohort, ids=optional_list(args.ids),
+                          methods=optional_list(args.methods), overrides=args.overrides, overwrite=args.overwrite)
         print(f"report: {out}/report.html")
         return 0

@@ -19,8 +19,8 @@ class Finetune:
         cfg = load_cli_config(args)
         if args.print_config:
             return print_config(cfg)
-        from clinfusion.downstream.finetune import run_finetune
+        from clinfusion import api
 
-        out = run_finetune(cfg, args.pretrained, default_out(args, "finetune"), overwrite=args.overwrite)
+        out = api.finetune(cfg, pretrained=args.pretrained, out=default_out(args, "finetune"), overwrite=args.overwrite)
         print(f"fine-tuned run: {out}")
         return 0

@@ -18,8 +18,8 @@ class Predict:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
         refuse_existing_output(args.out, args.overwrite)
-        from clinfusion.downstream.predict import run_predict
+        from clinfusion import api
 
-        out = run_predict(args.run, args.cohort, args.out, overrides=args.overrides)
-        print(f"predictions: {out}")
+        api.predict(args.run, out=args.out, cohort=args.cohort, overrides=args.overrides)
+        print(f"predictions: {args.out}")
         return 0

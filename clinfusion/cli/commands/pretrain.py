@@ -21,9 +21,9 @@ class Pretrain:
         cfg = load_cli_config(args)
         if args.print_config:
             return print_config(cfg)
-        from clinfusion.training.pretrain import run_pretrain
+        from clinfusion import api
 
-        out = run_pretrain(cfg, default_out(args, "pretrain"), overwrite=args.overwrite, resume=args.resume)
+        out = api.pretrain(cfg, default_out(args, "pretrain"), overwrite=args.overwrite, resume=args.resume)
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
             print(f"pretrained run: {out}")
         return 0

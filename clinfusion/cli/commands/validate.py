@@ -23,9 +23,9 @@ class Validate:
         cfg = load_cli_config(args)
         if args.print_config:
             return print_config(cfg)
-        from clinfusion.datasets.validate import validate_cohort
+        from clinfusion import api
 
-        report = validate_cohort(cfg)
+        report = api.validate(cfg)
         text = report.render()
         if report.fatal:
             print(f"error: {report.fatal[0]}", file=sys.stderr)
