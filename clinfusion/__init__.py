@@ -14,10 +14,11 @@ Package map (the folder tree is the architecture):
 - ``downstream/``  heads, baselines, metrics with bootstrap CIs, subgroups, reports
 - ``explain/``     captum attributions, modality share, faithfulness, HTML report
 - ``cli/``         ``clinfusion validate | pretrain | embed | finetune | evaluate | predict | explain``
-- ``api.py``       the same jobs as Python calls (``import clinfusion as cf; cf.pretrain(...)``)
+- ``api.py``       the same jobs as Python calls (``from clinfusion import api as cf; cf.pretrain(...)``)
 
-The names of :mod:`clinfusion.api` are re-exported here lazily: ``import clinfusion`` stays
-instant and imports no torch until a job is called.
+The jobs of :mod:`clinfusion.api` are re-exported here lazily (``import clinfusion`` stays
+instant and imports no torch until a job is called), except ``explain``: that name is the
+``clinfusion.explain`` subpackage, so call ``clinfusion.api.explain``.
 """
 
 from importlib import import_module
@@ -26,7 +27,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("load_config", "load_cohort", "validate", "pretrain", "embed", "embeddings", "finetune", "evaluate",
-        "predict", "explain")
+        "predict")  # + api.explain (the name clinfusion.explain is the subpackage)
 __all__ = ["__version__", *_API]
 
 

@@ -4,7 +4,7 @@ The CLI (``clinfusion <command>``) is a thin shell over these functions; both re
 config per cohort (``configs/nih_cxr_demo.yaml``). Example (executed by the test suite,
 copied from README.md)::
 
-    import clinfusion as cf
+    from clinfusion import api as cf
 
     cfg = cf.load_config("configs/nih_cxr_demo.yaml", ["pretrain.epochs=2"])
     cohort = cf.load_cohort(cfg)                       # the table, bad images handled

@@ -24,8 +24,11 @@ def test_api_is_lazy_and_complete():
 
     code = "import sys, clinfusion; assert 'torch' not in sys.modules; print(sorted(clinfusion.__all__))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for job in ("load_cohort", "pretrain", "embed", "finetune", "evaluate", "explain"):
-        assert job in out and callable(getattr(clinfusion, job))
+    from clinfusion import api
+
+    for job in ("load_cohort", "pretrain", "embed", "finetune", "evaluate", "predict"):
+        assert job in out and getattr(clinfusion, job) is getattr(api, job)
+    assert callable(api.explain)
 
 
 def test_readme_example_runs(tmp_path, monkeypatch, capsys):
