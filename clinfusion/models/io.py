@@ -9,6 +9,7 @@ from typing import Any, Optional, Tuple
 import torch
 
 from clinfusion.errors import RunDirError
+from clinfusion.models.checkpoint_files import MODEL_FILE, load_weights, resolve_checkpoint
 from clinfusion.models.multimodal import MultimodalModel
 
 REQUIRED = ("config.yaml", "preprocessing.json")
@@ -17,8 +18,6 @@ CHECKPOINTS = ("best", "last")  # preferred order
 
 def pretrained_weights(run_dir: str | os.PathLike, checkpoint: Optional[str] = None) -> Path:
     """Path of the ``model.safetensors`` to use (``best``, else ``last``, unless named)."""
-    from clinfusion.training.checkpoint import MODEL_FILE, resolve_checkpoint
-
     names = (checkpoint,) if checkpoint else CHECKPOINTS
     for name in names:
         ck = resolve_checkpoint(Path(run_dir) / "checkpoints" / name)
@@ -51,7 +50,6 @@ def load_pretrained(run_dir: str | os.PathLike, checkpoint: Optional[str] = None
     """
     from clinfusion.config import load_config
     from clinfusion.datasets.preprocess import TabularPreprocessor
-    from clinfusion.training.checkpoint import load_weights
 
     path = Path(run_dir)
     if not path.is_dir():

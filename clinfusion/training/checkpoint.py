@@ -22,13 +22,17 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 
 from clinfusion.errors import RunDirError
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.pt"
+from clinfusion.models.checkpoint_files import (  # noqa: F401  (the file format, re-exported)
+    MODEL_FILE,
+    STATE_FILE,
+    load_weights,
+    resolve_checkpoint,
+)
 
 
 # --------------------------------------------------------------------------- RNG
@@ -99,16 +103,6 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizer: O
     return final
 
 
-def resolve_checkpoint(directory: str | os.PathLike) -> Optional[Path]:
-    """The folder to load for ``directory`` (falls back to ``<dir>.old`` after a kill
-    between the two renames); None when neither holds a checkpoint."""
-    final = Path(directory)
-    for cand in (final, final.with_name(f"{final.name}.old")):
-        if (cand / MODEL_FILE).is_file() and (cand / STATE_FILE).is_file():
-            return cand
-    return None
-
-
 def load_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
                     scheduler: Any = None, scaler: Any = None, map_location: str | torch.device = "cpu",
                     restore_rng: bool = False) -> Dict[str, Any]:
@@ -143,15 +137,3 @@ def load_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizer: O
     if restore_rng:
         set_rng_state(state["rng"])
     return state
-
-
-def load_weights(file: str | os.PathLike, model: nn.Module, map_location: str | torch.device = "cpu") -> None:
-    """``model.safetensors`` -> ``model`` (strict); RunDirError naming the file otherwise."""
-    try:
-        missing, unexpected = load_model(model, str(file), strict=False, device=str(map_location))
-    except Exception as exc:  # header/size corruption, truncated file
-        raise RunDirError(f"checkpoint file {str(file)!r} is corrupt or incomplete ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}): use another checkpoint") from None
-    if missing or unexpected:
-        raise RunDirError(f"checkpoint file {str(file)!r} does not match the model (missing {sorted(missing)[:3]}, "
-                          f"unexpected {sorted(unexpected)[:3]}): check model.* settings against the run's config.yaml")
