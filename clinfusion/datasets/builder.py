@@ -36,25 +36,35 @@ SKIPPED_FILE = "skipped_images.csv"
 SKIPPED_COLUMNS = ("id", "path", "reason")
 
 
-def screen_images(cohort: Any, image_cfg: ImageConfig, rows: Optional[Sequence[int]] = None) -> List[dict]:
-    """Rows whose image is missing or unreadable: ``[{"row", "id", "path", "reason"}]`` in row order.
-
-    Each distinct path is opened once (:func:`~clinfusion.datasets.images.check_image`);
-    rows without an image path are fine (the image is masked out).
-    """
-    from clinfusion.datasets.images import check_image
+def inspect_images(cohort: Any, image_cfg: ImageConfig, rows: Optional[Sequence[int]] = None) -> dict:
+    """``{path: (reason | None, channels)}`` for each distinct image path of ``rows`` (opened once each,
+    :func:`~clinfusion.datasets.images.inspect_image`)."""
+    from clinfusion.datasets.images import inspect_image
 
     rows = range(len(cohort.ids)) if rows is None else rows
-    seen: dict = {}
+    out: dict = {}
+    for r in rows:
+        path = cohort.image_paths[int(r)]
+        if path is not None and path not in out:
+            out[path] = inspect_image(path, image_cfg)
+    return out
+
+
+def screen_images(cohort: Any, image_cfg: ImageConfig, rows: Optional[Sequence[int]] = None,
+                  infos: Optional[dict] = None) -> List[dict]:
+    """Rows whose image is missing or unusable: ``[{"row", "id", "path", "reason"}]`` in row order.
+
+    Rows without an image path are fine (the image is masked out). ``infos``: the result of
+    :func:`inspect_images` when already computed.
+    """
+    rows = range(len(cohort.ids)) if rows is None else rows
+    infos = inspect_images(cohort, image_cfg, rows) if infos is None else infos
     bad = []
     for r in rows:
         path = cohort.image_paths[int(r)]
-        if path is None:
-            continue
-        if path not in seen:
-            seen[path] = check_image(path, image_cfg)
-        if seen[path] is not None:
-            bad.append({"row": int(r), "id": str(cohort.ids[int(r)]), "path": str(path), "reason": seen[path]})
+        reason = None if path is None else infos[path][0]
+        if reason is not None:
+            bad.append({"row": int(r), "id": str(cohort.ids[int(r)]), "path": str(path), "reason": reason})
     return bad
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from monai.data import PILReader, get_track_meta, set_track_meta
@@ -250,19 +250,34 @@ def _reader(spatial_dims: int, volumes_4d: str) -> ImageReader:
     return ImageReader(spatial_dims, volumes_4d)
 
 
-def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[str]:
-    """``None`` when ``path`` is a readable image of the configured dimensionality, else the reason.
+def _convertible(c: int, channels: int) -> bool:
+    """Whether :class:`ToChannels` turns ``c`` channels into ``channels``."""
+    c = 3 if c == 4 else c
+    return c == channels or channels == 1 or c == 1
 
-    The reason is one line naming the file: not found, cannot be decoded, or wrong dims.
-    Used by ``clinfusion validate`` and by the ``cohort.on_bad_image`` policy.
+
+def inspect_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Tuple[Optional[str], int]:
+    """``(reason, channels)``: reason None when ``path`` reads as an image the loader can turn into
+    ``[cfg.channels, *S]`` (else one line naming the file: not found, cannot be decoded, wrong
+    dims, 4D under ``volumes_4d=reject``, channels that cannot be converted); ``channels`` as stored
+    (after the 4D reduction; 0 when unreadable). Used by ``validate`` and ``cohort.on_bad_image``.
     """
     if path is None:
-        return "no image path given"
+        return "no image path given", 0
     try:
-        _reader(cfg.spatial_dims, cfg.volumes_4d)(path)
+        img = _reader(cfg.spatial_dims, cfg.volumes_4d)(path)
     except DataError as exc:
-        return str(exc)
-    return None
+        return str(exc), 0
+    c = int(img.shape[0])
+    if not _convertible(c, cfg.channels):
+        return (f"image {str(path)!r} has {c} channels, which cannot become image.channels={cfg.channels}: "
+                f"re-export it with 1, 3 or 4 channels or set image.channels"), c
+    return None, c
+
+
+def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[str]:
+    """``None`` when ``path`` is a usable image, else the one-line reason (see :func:`inspect_image`)."""
+    return inspect_image(path, cfg)[0]
 
 
 class PlainCompose(Compose):

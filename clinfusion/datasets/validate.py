@@ -27,6 +27,8 @@ class ValidationReport:
     rows_without_image: int = 0  # empty image cell
     images_missing: List[str] = field(default_factory=list)  # paths that do not exist
     images_unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    channel_conversions: Dict[int, int] = field(default_factory=dict)  # stored channels -> images converted
+    channels: int = 1  # image.channels
     volumes_4d: int = 0  # NIfTI files with several volumes (what image.volumes_4d acts on)
     volumes_4d_policy: str = "mean"
     bad_image_rows: int = 0  # rows whose image is missing or unreadable (what on_bad_image acts on)
@@ -54,6 +56,9 @@ class ValidationReport:
                      f"{len(self.images_unreadable)} unreadable, {self.rows_without_image} rows without image")
         lines += [f"  missing: {p}" for p in self.images_missing]
         lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable]
+        for c, n in self.channel_conversions.items():
+            lines.append(f"  channels: {n} image(s) with {c} channel(s) become image.channels={self.channels} "
+                         f"({_channels_says(c, self.channels)})")
         if self.volumes_4d:
             lines.append(f"  4D NIfTI: {self.volumes_4d} file(s) hold several volumes; image.volumes_4d="
                          f"{self.volumes_4d_policy}: {VOLUMES_4D_SAYS[self.volumes_4d_policy]} "
@@ -87,6 +92,13 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def _channels_says(c: int, channels: int) -> str:
+    """What the loader does to ``c`` stored channels (``datasets.images.ToChannels``)."""
+    if c == 4:
+        return "alpha dropped" + (", RGB averaged" if channels == 1 else "")
+    return "averaged" if channels == 1 else "repeated"
+
+
 VOLUMES_4D_SAYS = {
     "mean": "their volumes are averaged into one image",
     "first": "only their first volume is used",
@@ -98,7 +110,7 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     """What the one data path (:mod:`clinfusion.datasets.builder`) will do with the images."""
     from pathlib import Path
 
-    from clinfusion.datasets.builder import bad_image_error, screen_images
+    from clinfusion.datasets.builder import bad_image_error, inspect_images, screen_images
     from clinfusion.datasets.images import nifti_volumes
 
     report.volumes_4d = sum(nifti_volumes(p) > 1 for p in dict.fromkeys(p for p in cohort.image_paths if p))
@@ -106,7 +118,14 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
 
     paths = cohort.image_paths
     report.rows_without_image = sum(p is None for p in paths)
-    bad = screen_images(cohort, cfg.image)
+    infos = inspect_images(cohort, cfg.image)
+    bad = screen_images(cohort, cfg.image, infos=infos)
+    converted: Dict[int, int] = {}
+    for reason, c in infos.values():
+        if reason is None and c != cfg.image.channels:
+            converted[c] = converted.get(c, 0) + 1
+    report.channel_conversions = dict(sorted(converted.items()))
+    report.channels = cfg.image.channels
     reasons = {b["path"]: b["reason"] for b in bad}
     for p in reasons:
         if not Path(p).exists():

@@ -60,3 +60,25 @@ def test_dataset_and_loader_from_the_builder(tiny_cfg, tmp_path):
     assert torch.equal(batch["num"][1], torch.as_tensor(pre.transform(cohort)["num"][3]))
     s = LoaderSettings.from_section(PretrainConfig(num_workers=3, pin_memory=False, persistent_workers=True))
     assert (s.num_workers, s.pin_memory, s.persistent_workers) == (3, False, True)
+
+
+def test_channels_validate_says_conversions_and_unconvertible_is_a_bad_image(tmp_path):
+    from PIL import Image
+
+    from clinfusion.config.schema import CohortConfig, RunConfig
+    from clinfusion.datasets.validate import validate_cohort
+
+    rgb = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    for i in range(3):
+        Image.fromarray(rgb).save(tmp_path / f"rgb{i}.png")
+    np.save(tmp_path / "two.npy", np.ones((2, 16, 16), np.float32))  # channel-first, 2 channels
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "image": ["rgb0.png", "rgb1.png", "rgb2.png", "two.npy"],
+                  "x": [1.0, 2, 3, 4]}).to_csv(tmp_path / "c.csv", index=False)
+    cohort_cfg = CohortConfig(table=str(tmp_path / "c.csv"), id_column="id", image_column="image")
+    report = validate_cohort(RunConfig(cohort=cohort_cfg, image=ImageConfig(size=[16, 16], channels=1)))
+    assert report.channel_conversions == {2: 1, 3: 3} and report.fatal == []
+    assert "3 image(s) with 3 channel(s) become image.channels=1 (averaged)" in report.render()
+    three = ImageConfig(size=[16, 16], channels=3)
+    with pytest.raises(DataError, match=r"two.npy' has 2 channels, which cannot become image.channels=3"):
+        load_run_cohort(cohort_cfg, three)  # stopped before training, not mid-epoch in the loader
+    assert load_run_cohort(cohort_cfg.model_copy(update={"on_bad_image": "skip"}), three, show=False).ids == ["a", "b", "c"]
