@@ -195,8 +195,21 @@ class LightGBMConfig(Section):
     num_threads: int = Field(0, ge=0)  # LightGBM threads; 0 = LightGBM's default (all cores)
 
 
+class ProbeConfig(Section):
+    """Linear probes: L2 logistic regression (L-BFGS) on standardised frozen embeddings, C chosen on the
+    validation patients from a log grid (Radford et al. 2021, CLIP linear-probe protocol)."""
+
+    c_min: float = Field(1e-4, gt=0)  # smallest inverse L2 strength C of the grid
+    c_max: float = Field(1e4, gt=0)  # largest C of the grid
+    c_steps: int = Field(17, ge=1, le=200)  # log-spaced grid points from c_min to c_max (1 = c_min only)
+    max_iter: int = Field(1000, ge=10)  # L-BFGS iterations per fit
+
+
 class FinetuneConfig(Section):
-    heads: List[Literal["linear", "mlp", "full", "lightgbm"]] = Field(default_factory=lambda: ["linear"])
+    # heads (kind head, saved in classifier/): linear = probe on the fused embedding, linear_image /
+    # linear_table / linear_concat = probes on the image / table / [image, table] embeddings, mlp, full, lightgbm
+    heads: List[Literal["linear", "linear_image", "linear_table", "linear_concat", "mlp", "full", "lightgbm"]] = Field(
+        default_factory=lambda: ["linear", "linear_image", "linear_table", "linear_concat"])
     baselines: List[Literal["tabular_lgbm", "image_only", "fused_scratch"]] = Field(
         default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"]
     )
@@ -210,6 +223,7 @@ class FinetuneConfig(Section):
     freeze: List[str] = Field(default_factory=list)  # full fine-tuning: module names to freeze
     mlp_hidden: int = Field(128, ge=1)  # hidden width of the mlp head
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes
     pin_memory: bool = True  # page-locked host batches (CUDA only)
     persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)

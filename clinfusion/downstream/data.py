@@ -70,7 +70,7 @@ class FinetuneData:
         self.patients = np.asarray([str(p) for p in cohort.patients])
         self.ids = np.asarray([str(i) for i in cohort.ids])
         self._datasets: Dict[Tuple[int, ...], _Indexed] = {}
-        self._emb_cache: Dict[Tuple[int, str], Tuple[Optional[np.ndarray], np.ndarray]] = {}
+        self._emb_cache: Dict[Tuple[int, str], Tuple[Optional[Dict[str, np.ndarray]], np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -96,12 +96,17 @@ class FinetuneData:
 
     # ------------------------------------------------------------------ embeddings
     @torch.no_grad()
-    def embed(self, model: torch.nn.Module, rows: np.ndarray, variant: str = "all") -> np.ndarray:
-        """Fused embeddings ``[len(rows), D]`` from ``model(batch)["fused"]`` (eval mode).
+    def embed(self, model: torch.nn.Module, rows: np.ndarray, variant: str = "all",
+              features: str = "fused") -> np.ndarray:
+        """Frozen embeddings ``[len(rows), D]`` of ``model(batch)`` (eval mode).
 
+        ``features`` (see :data:`clinfusion.models.classifier.FEATURES`): ``fused`` ``[N, F]``,
+        ``image`` ``[N, Di]``, ``table`` ``[N, Dt]`` or ``concat`` ``[N, Di + Dt]``.
         Cached per (model, variant) and per row: each row is embedded at most once, so label
         fractions (subsets of the training rows) and several frozen heads reuse the same pass.
         """
+        from clinfusion.models.classifier import FEATURES
+
         rows = np.asarray(rows, dtype=np.int64)
         key = (id(model), variant)
         store, done = self._emb_cache.get(key, (None, np.zeros(len(self), bool)))
@@ -109,16 +114,23 @@ class FinetuneData:
         if len(todo):
             was = model.training
             model.eval()
-            out = np.concatenate([model(b)["fused"].float().cpu().numpy() for b, _ in self.batches(todo, variant)])
+            parts: Dict[str, list] = {}
+            for b, _ in self.batches(todo, variant):
+                out = model(b)
+                for k in ("image_emb", "table_emb", "fused"):
+                    if k in out:
+                        parts.setdefault(k, []).append(out[k].float().cpu().numpy())
             model.train(was)
             if store is None:
-                store = np.zeros((len(self), out.shape[1]), np.float32)
-            store[todo] = out
+                store = {k: np.zeros((len(self), v[0].shape[1]), np.float32) for k, v in parts.items()}
+            for k, v in parts.items():
+                store[k][todo] = np.concatenate(v)
             done[todo] = True
             self._emb_cache[key] = (store, done)
         if store is None:
             return np.zeros((0, 0), np.float32)
-        return store[rows]
+        out = FEATURES[features]({k: torch.from_numpy(v[rows]) for k, v in store.items()})
+        return out.numpy()
 
     # ------------------------------------------------------------------ raw features
     def raw_matrix(self, rows: np.ndarray, variant: str = "all") -> np.ndarray:

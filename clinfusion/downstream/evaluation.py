@@ -65,13 +65,15 @@ def subgroup_columns(frame: pd.DataFrame, rows: np.ndarray, cfg: EvaluationConfi
 
 
 def pick_threshold(pred: Any, data: FinetuneData, val_rows: np.ndarray, info: LabelInfo,
-                   rule: str) -> Threshold:
-    """Operating point from the validation rows (0.5 when there are none)."""
+                   rule: str) -> Tuple[Threshold, float]:
+    """``(operating point, validation AUROC)`` from the validation rows (0.5 and NaN when
+    there are none)."""
     if len(val_rows) == 0:
         k = info.num_outputs
-        return choose_threshold(np.zeros((0, k)), np.zeros((0, k)), "0.5", info.task)
+        return choose_threshold(np.zeros((0, k)), np.zeros((0, k)), "0.5", info.task), float("nan")
     y_val, p_val = metric_inputs(data.y[val_rows], pred.predict(data, val_rows), info.task)
-    return choose_threshold(y_val, p_val, rule, info.task)
+    auroc = compute_metrics(y_val, p_val, info.task).get("auroc", float("nan"))
+    return choose_threshold(y_val, p_val, rule, info.task), float(auroc)
 
 
 def evaluate_rows(pred: Any, data: FinetuneData, rows: np.ndarray, info: LabelInfo, threshold: Threshold,

@@ -2,8 +2,9 @@
 patient-bootstrap CIs, subgroups and missing-modality variants, written into a run dir.
 
 Outputs (see ``docs/ARCHITECTURE.md``): ``config.yaml``, ``splits.csv``, ``preprocessing.json``,
-``metrics.json`` (primary head = first of ``finetune.heads`` at label fraction 1.0, or the
-largest fraction), ``predictions.csv``, ``comparison.csv`` (model x label fraction),
+``metrics.json`` (primary head = the head with the highest validation AUROC at label fraction
+1.0, or the largest fraction; chosen on the validation patients, never on test), ``predictions.csv``,
+``comparison.csv`` (model x label fraction; ``val_auroc`` and ``selected`` columns, chosen model first),
 ``classifier/`` (:mod:`clinfusion.downstream.io`), ``report.html``.
 
 With k-fold CV every (model, fraction) is scored on its pooled out-of-fold test
@@ -86,11 +87,17 @@ class Collected:
     """Everything one (model, label fraction) produced over the folds."""
 
     stored: Stored
+    kind: str = "head"  # head | baseline
     thresholds: List[Any] = field(default_factory=list)
+    val_auroc: List[float] = field(default_factory=list)  # per fold, on the validation patients
     fold_metrics: List[Dict[str, float]] = field(default_factory=list)
     n_train: List[int] = field(default_factory=list)
     test_rows: List[np.ndarray] = field(default_factory=list)
     fold_of_row: Dict[int, str] = field(default_factory=dict)
+
+    def validation_auroc(self) -> float:
+        vals = [v for v in self.val_auroc if np.isfinite(v)]
+        return float(np.mean(vals)) if vals else float("nan")
 
     def threshold(self) -> Any:
         ts = [t for t in self.thresholds if t is not None]
@@ -138,39 +145,59 @@ def _save_head(pred: Predictor, run_dir: Path, threshold: Any) -> None:
 
 
 def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int, device: torch.device,
-              collected: Dict[Tuple[str, float], Collected], run_dir: Path, primary: Tuple[str, float],
+              collected: Dict[Tuple[str, float], Collected], run_dir: Path, main_fraction: float,
               log: Callable[[str], None]) -> FinetuneData:
-    """Train and test every head and baseline at every label fraction on one fold."""
+    """Train and test every head and baseline at every label fraction on one fold.
+
+    Threshold and validation AUROC come from ``fold.val``; test predictions are stored for the
+    pooled scoring. Every head at ``main_fraction`` is saved (fold 0) and also predicted with one
+    modality removed, since any of them may be the model chosen on validation.
+    """
     cfg = base.cfg
     data, ctx0 = _fold_setup(base, cohort, info, fold, device)
-    names = [(h, HEADS) for h in cfg.finetune.heads] + [(b, BASELINES) for b in cfg.finetune.baselines]
+    names = [(h, HEADS, "head") for h in cfg.finetune.heads] + [(b, BASELINES, "baseline") for b in cfg.finetune.baselines]
     for fraction in cfg.finetune.label_fractions:
         train = fraction_rows(cohort, fold.train, info, data.y, fraction, cfg.seed + fold_i)
         ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train})
-        for name, registry in names:
+        for name, registry, kind in names:
             torch.manual_seed(cfg.seed)
             t0 = time.perf_counter()
             pred = registry.get(name)(ctx)
             pred.name = name
-            thr = pick_threshold(pred, data, fold.val, info, cfg.evaluation.threshold)
+            thr, val_auroc = pick_threshold(pred, data, fold.val, info, cfg.evaluation.threshold)
             fold_metrics, probs = evaluate_rows(pred, data, fold.test, info, thr,
                                                 cfg.evaluation.model_copy(update={"bootstrap": 0}), full=False)
             key = (name, fraction)
-            col = collected.setdefault(key, Collected(Stored(name, len(data), probs.shape[1], pred.variants)))
+            col = collected.setdefault(key, Collected(Stored(name, len(data), probs.shape[1], pred.variants), kind))
             col.stored.put("all", fold.test, probs)
-            if key == primary and cfg.evaluation.missing_modality and pred.variants:
+            main = kind == "head" and fraction == main_fraction
+            if main and cfg.evaluation.missing_modality and pred.variants:
                 for variant in ("no_image", "no_table"):
                     col.stored.put(variant, fold.test, pred.predict(data, fold.test, variant))
             col.thresholds.append(thr)
+            col.val_auroc.append(val_auroc)
             col.fold_metrics.append(fold_metrics)
             col.n_train.append(len(train))
             col.test_rows.append(fold.test)
             col.fold_of_row.update({int(r): fold.name for r in fold.test})
-            if fold_i == 0 and fraction == primary[1] and registry is HEADS:
+            if fold_i == 0 and main:
                 _save_head(pred, run_dir, thr)
             log(f"{fold.name} fraction {fraction:g}: {name:<14} {len(train)} training rows, "
-                f"test AUROC {fold_metrics.get('auroc', float('nan')):.3f} ({time.perf_counter() - t0:.1f} s)")
+                f"validation AUROC {val_auroc:.3f}, test AUROC {fold_metrics.get('auroc', float('nan')):.3f} "
+                f"({time.perf_counter() - t0:.1f} s)")
     return data
+
+
+def select_on_validation(collected: Dict[Tuple[str, float], Collected], heads: List[str],
+                         fraction: float) -> str:
+    """The head with the highest validation AUROC (mean over folds) at ``fraction``; ties and
+    an undefined AUROC keep the order of ``finetune.heads``. Test rows play no part."""
+    best, best_score = heads[0], -np.inf
+    for name in heads:
+        score = collected[(name, fraction)].validation_auroc()
+        if np.isfinite(score) and score > best_score:
+            best, best_score = name, score
+    return best
 
 
 def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData, info: LabelInfo,
@@ -182,8 +209,8 @@ def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData
         is_primary = (name, fraction) == primary
         m, probs = evaluate_rows(col.stored, data, rows, info, col.threshold(), cfg.evaluation, cfg.seed,
                                  full=is_primary)
-        row = {"model": name, "kind": "head" if name in cfg.finetune.heads else "baseline",
-               "label_fraction": fraction, **summary_row(m), "n_train": float(np.mean(col.n_train))}
+        row = {"model": name, "kind": col.kind, "label_fraction": fraction, "selected": is_primary,
+               "val_auroc": col.validation_auroc(), **summary_row(m), "n_train": float(np.mean(col.n_train))}
         if cv:
             row["n_folds"] = len(col.fold_metrics)
             for k in COMPARISON_METRICS:
@@ -198,19 +225,28 @@ def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData
                                 for s in ("mean", "std")})
             extra = {"fold": [col.fold_of_row[int(r)] for r in rows]} if cv else None
             preds = predictions_frame(data, rows, probs, info, extra)
-    order = {n: i for i, n in enumerate(list(cfg.finetune.heads) + list(cfg.finetune.baselines))}
+    names = [primary[0]] + [n for n in list(cfg.finetune.heads) + list(cfg.finetune.baselines) if n != primary[0]]
+    order = {n: i for i, n in enumerate(names)}  # the model chosen on validation leads
     comparison = pd.DataFrame(rows_out)
-    comparison = comparison.sort_values(["model", "label_fraction"], key=lambda c: c.map(order) if c.name == "model"
-                                        else c, kind="stable").reset_index(drop=True)
+    comparison["_lead"] = ~comparison["selected"]
+    comparison = comparison.sort_values(["_lead", "model", "label_fraction"], kind="stable",
+                                        key=lambda c: c.map(order) if c.name == "model" else c)
+    comparison = comparison.drop(columns="_lead").reset_index(drop=True)
     return metrics, comparison, preds
 
 
 def format_comparison(comparison: pd.DataFrame) -> str:
-    """A compact text table: model, fraction, AUROC [95% CI], AUPRC."""
-    lines = [f"{'model':<16}{'fraction':>9}  {'AUROC [CI]':<24}{'AUPRC':>7}"]
+    """A compact text table: model (``*`` = chosen on validation), fraction, validation AUROC,
+    test AUROC [95% CI], test AUPRC."""
+    lines = [f"{'model':<18}{'fraction':>9}{'val AUROC':>10}  {'test AUROC [CI]':<24}{'AUPRC':>7}"]
     for _, r in comparison.iterrows():
         ci = f"{r['auroc']:.3f} [{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]"
-        lines.append(f"{r['model']:<16}{r['label_fraction']:>9g}  {ci:<24}{r['auprc']:>7.3f}")
+        name = ("* " if r["selected"] else "  ") + str(r["model"])
+        lines.append(f"{name:<18}{r['label_fraction']:>9g}{r['val_auroc']:>10.3f}  {ci:<24}{r['auprc']:>7.3f}")
+    chosen = comparison[comparison["selected"]]
+    if len(chosen):
+        lines.append(f"* chosen on the validation patients (highest validation AUROC among the heads): "
+                     f"{chosen.iloc[0]['model']}")
     return "\n".join(lines)
 
 
@@ -247,17 +283,18 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     write_skipped(cohort, run_dir)
     device = resolve_device(cfg.device)
     fractions = base.cfg.finetune.label_fractions
-    primary = (base.cfg.finetune.heads[0], 1.0 if 1.0 in fractions else max(fractions))
+    main_fraction = 1.0 if 1.0 in fractions else max(fractions)
     collected: Dict[Tuple[str, float], Collected] = {}
     first_data = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for i, fold in enumerate(folds):
-            data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, primary,
+            data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, main_fraction,
                              log=(lambda m: print(m, flush=True)) if show else (lambda m: None))
             if i == 0:
                 first_data = data
                 first_data.preprocessor.save(run_dir / "preprocessing.json")
+    primary = (select_on_validation(collected, list(base.cfg.finetune.heads), main_fraction), main_fraction)
     metrics, comparison, preds = _summaries(collected, first_data, info, base.cfg, primary, len(folds) > 1)
 
     from clinfusion.datasets.splits import save_splits

@@ -143,7 +143,8 @@ def load_finetuned(run_dir: str | Path, head: Optional[str] = None, device: Opti
                        threshold=hmeta.get("threshold"), model=model, head_meta=hmeta,
                        feature_names=list(pre.schema.clinical_columns))
     if hmeta["kind"] == "fused_classifier":
-        clf = make_classifier(model, label.num_outputs, hmeta["head"], hmeta["hidden"], hmeta["freeze_encoders"])
+        clf = make_classifier(model, label.num_outputs, hmeta["head"], hmeta["hidden"], hmeta["freeze_encoders"],
+                              hmeta.get("features", "fused"))
         load_model(clf, str(hdir / hmeta["weights"]), device=str(dev))
         run.classifier = clf.to(dev).eval()
     else:

@@ -185,15 +185,18 @@ def finetune_report(run_dir: Path, cohort: Any, info: LabelInfo, folds: Sequence
     splits = pd.DataFrame([{"fold": f.name, **{f"{part} rows": len(getattr(f, part)) for part in ("train", "val", "test")},
                             **{f"{part} patients": len(set(pid[getattr(f, part)])) for part in ("train", "val", "test")}}
                            for f in folds])
-    cmp_cols = [c for c in comparison.columns if c in ("model", "kind", "label_fraction", "n_train", "n_folds")
+    cmp_cols = [c for c in comparison.columns if c in ("model", "kind", "selected", "label_fraction", "n_train", "n_folds",
+                                                       "val_auroc")
                 or c.startswith(("auroc", "auprc", "brier", "ece"))]
     sections = [
         ("Data", table_html(data_summary(cohort, info))),
         ("Splits (patient-grouped)", table_html(splits)),
-        (f"Metrics on the test set: {primary} (95% patient-bootstrap CIs)", table_html(metrics_table(metrics))),
+        (f"Metrics on the test set: {primary}, the head chosen on the validation patients (highest validation "
+         f"AUROC; 95% patient-bootstrap CIs)", table_html(metrics_table(metrics))),
         ("ROC and calibration", roc_and_reliability(preds, info, cfg.evaluation.ece_bins)),
         ("Subgroups", gap_lines(metrics) + table_html(subgroup_table(metrics))),
-        ("Model comparison (same splits)", table_html(comparison[cmp_cols])),
+        ("Model comparison (same splits; selected = chosen on validation, listed first)",
+         table_html(comparison[cmp_cols])),
         ("Label efficiency", label_efficiency(comparison)),
     ]
     return write_html(Path(run_dir) / "report.html", "clinfusion fine-tuning report", sections)

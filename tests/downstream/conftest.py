@@ -41,7 +41,7 @@ def finetuned(synth, tmp_path_factory):
     """Every head and baseline at two label fractions, from scratch (no pretrained run)."""
     from clinfusion.downstream.finetune import run_finetune
 
-    cfg = make_cfg(synth, "finetune.heads=[linear, mlp, full, lightgbm]",
+    cfg = make_cfg(synth, "finetune.heads=[linear, linear_image, linear_table, linear_concat, mlp, full, lightgbm]",
                    "finetune.baselines=[tabular_lgbm, image_only, fused_scratch]",
                    "finetune.label_fractions=[0.6, 1.0]")
     out = tmp_path_factory.mktemp("dn_runs") / "ft"

@@ -67,7 +67,8 @@ def test_predict_unlabelled_rows(finetuned, synth, tmp_path):
     out = run_predict(finetuned[0], table, tmp_path / "p.csv")
     preds = pd.read_csv(out)
     assert len(preds) == 10 and list(preds.columns) == ["id", "patient", "prob_0", "prob_1", "predicted"]
-    meta = json.loads((finetuned[0] / "classifier" / "linear" / "head.json").read_text())
+    primary = json.loads((finetuned[0] / "classifier" / "meta.json").read_text())["primary"]
+    meta = json.loads((finetuned[0] / "classifier" / primary / "head.json").read_text())
     expected = np.where(preds["prob_1"] >= meta["threshold"], 1, 0)
     assert (preds["predicted"].to_numpy() == expected).all()
     # the input table was not modified

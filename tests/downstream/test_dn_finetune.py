@@ -37,7 +37,9 @@ def test_run_dir_outputs(finetuned):
 def test_comparison_has_every_model_and_fraction(finetuned):
     run, _ = finetuned
     comp = pd.read_csv(run / "comparison.csv")
-    models = {"linear", "mlp", "full", "lightgbm", "tabular_lgbm", "image_only", "fused_scratch"}
+    models = {"linear", "linear_image", "linear_table", "linear_concat", "mlp", "full", "lightgbm", "tabular_lgbm",
+              "image_only", "fused_scratch"}
+    assert comp["selected"].sum() == 1 and bool(comp["selected"].iloc[0])
     assert set(comp["model"]) == models
     assert len(comp) == len(models) * 2 and set(comp["label_fraction"]) == {0.6, 1.0}
     for col in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "n_train"):
@@ -47,7 +49,7 @@ def test_comparison_has_every_model_and_fraction(finetuned):
     assert small < full
 
 
-@pytest.mark.parametrize("head", ["linear", "mlp", "full", "lightgbm"])
+@pytest.mark.parametrize("head", ["linear", "linear_concat", "mlp", "full", "lightgbm"])
 def test_saved_heads_reload_and_predict(finetuned, head):
     from clinfusion.downstream.data import FinetuneData
     from clinfusion.downstream.io import load_finetuned
@@ -67,7 +69,8 @@ def test_saved_heads_reload_and_predict(finetuned, head):
         X = run.features(batch)
         assert X.shape == (8, len(run.feature_names))
         assert run.feature_names[0] == "emb_0" and "raw_marker" in run.feature_names
-    if head == "linear":  # the reloaded primary head reproduces predictions.csv
+    primary = json.loads((run_dir / "classifier" / "meta.json").read_text())["primary"]
+    if head == primary:  # the reloaded primary head reproduces predictions.csv
         preds = pd.read_csv(run_dir / "predictions.csv").set_index("id")
         ids = [i for i in batch["id"] if i in preds.index]
         rows = [list(batch["id"]).index(i) for i in ids]
@@ -126,7 +129,7 @@ def test_load_finetuned_names_missing_parts(finetuned, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(finetuned[0], broken)
-    with pytest.raises(RunDirError, match="no saved head 'xgboost'; saved: linear, mlp, full, lightgbm"):
+    with pytest.raises(RunDirError, match="no saved head 'xgboost'; saved: linear, linear_image, linear_table, linear_concat, mlp, full, lightgbm"):
         load_finetuned(broken, head="xgboost")
     (broken / "classifier" / "meta.json").unlink()
     (broken / "preprocessing.json").unlink()

@@ -21,8 +21,8 @@ def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
     assert json.loads((run_dir / "preprocessing.json").read_text()) == \
         json.loads((pre_dir / "preprocessing.json").read_text())
     meta = json.loads((run_dir / "classifier" / "meta.json").read_text())
-    assert meta["pretrained"] == str(pre_dir) and meta["primary"] == "linear"
-    run = load_finetuned(run_dir)
+    assert meta["pretrained"] == str(pre_dir)
+    run = load_finetuned(run_dir, head="linear")
     assert run.cfg.model.fusion.dim == 16
     _, _, pretrained = load_pretrained(pre_dir)
     # the linear probe keeps the pretrained encoder unchanged
@@ -30,4 +30,10 @@ def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
     got = run.classifier.model.state_dict()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     comp = pd.read_csv(run_dir / "comparison.csv")
-    assert list(comp["model"]) == ["linear", "lightgbm", "tabular_lgbm"]
+    # the head with the best validation AUROC is the run's primary model and leads the comparison
+    heads = comp[comp["kind"] == "head"]
+    best = heads["val_auroc"].max()
+    chosen = [m for m in ["linear", "lightgbm"] if heads.set_index("model").loc[m, "val_auroc"] == best][0]
+    assert meta["primary"] == chosen and load_finetuned(run_dir).head == chosen
+    assert list(comp["model"]) == [chosen] + [m for m in ["linear", "lightgbm", "tabular_lgbm"] if m != chosen]
+    assert list(comp["selected"]) == [True, False, False]

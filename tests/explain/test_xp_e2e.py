@@ -37,9 +37,11 @@ def runs(tmp_path_factory):
                                   missing_value_rate=0.15)
     cfg = load_config(None, list(synth.overrides) + TINY)
     lgbm = run_finetune(cfg, None, root / "ft", show=False)
+    meta = json.loads((lgbm / "classifier" / "meta.json").read_text())
+    meta["primary"] = "lightgbm"  # finetune picks the primary head on validation; these tests need LightGBM
+    (lgbm / "classifier" / "meta.json").write_text(json.dumps(meta))
     neural = root / "ft_full"
     shutil.copytree(lgbm, neural)
-    meta = json.loads((neural / "classifier" / "meta.json").read_text())
     (neural / "classifier" / "meta.json").write_text(json.dumps(dict(meta, primary="full")))
     only = root / "ft_lgbm_only"
     shutil.copytree(lgbm, only)

@@ -23,10 +23,11 @@ WEIGHTS = "model.safetensors"
 
 
 def make_classifier(model: torch.nn.Module, num_outputs: int, head: str, hidden: int,
-                    freeze_encoders: bool) -> torch.nn.Module:
+                    freeze_encoders: bool, features: str = "fused") -> torch.nn.Module:
     from clinfusion.models import FusedClassifier
 
-    return FusedClassifier(model, num_outputs, head=head, hidden=hidden, freeze_encoders=freeze_encoders)
+    return FusedClassifier(model, num_outputs, head=head, hidden=hidden, freeze_encoders=freeze_encoders,
+                           features=features)
 
 
 class FusedPredictor(Predictor):
@@ -37,8 +38,8 @@ class FusedPredictor(Predictor):
     """
 
     def __init__(self, name: str, classifier: torch.nn.Module, task: str, head: str, hidden: int,
-                 frozen: bool, meta: Optional[Dict[str, Any]] = None) -> None:
-        self.name, self.classifier, self.task = name, classifier, task
+                 frozen: bool, meta: Optional[Dict[str, Any]] = None, features: str = "fused") -> None:
+        self.name, self.classifier, self.task, self.features = name, classifier, task, features
         self.head, self.hidden, self.frozen = head, hidden, frozen
         self.meta = meta or {}
 
@@ -46,11 +47,11 @@ class FusedPredictor(Predictor):
     def predict(self, data: FinetuneData, rows: np.ndarray, variant: str = "all") -> np.ndarray:
         self.classifier.eval()
         if self.frozen:
-            emb = torch.as_tensor(data.embed(self.classifier.model, rows, variant), device=data.device)
+            emb = torch.as_tensor(data.embed(self.classifier.model, rows, variant, self.features), device=data.device)
             return to_probs(self.classifier.head(emb), self.task)
         return predict_on_batches(self.classifier, data, rows, self.classifier.forward_batch, self.task, variant)
 
     def save(self, directory: Path) -> Dict[str, Any]:
         save_model(self.classifier, str(Path(directory) / WEIGHTS))
         return {"kind": "fused_classifier", "head": self.head, "hidden": self.hidden,
-                "freeze_encoders": self.frozen, "weights": WEIGHTS, **self.meta}
+                "freeze_encoders": self.frozen, "features": self.features, "weights": WEIGHTS, **self.meta}
