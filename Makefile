@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.gpu
 	$(PY) -m benchmarks.explain_quality
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.federated
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -99,3 +99,14 @@ def test_quality_recipes(tmp_path):
         for f in ("0.01", "0.1", "1"):
             assert all(0.0 <= float(v) <= 1.0 for v in r[f"AUROC {f} per seed"].split()), r
     assert "recipes 2d" in data["verdicts"]
+
+
+def test_federated(tmp_path):
+    data = _run("federated", tmp_path, "--parts", "synthetic")
+    sec = _section(data, "Federated pretraining, planted cohort")
+    models = [r["model"] for r in sec["rows"]]
+    assert models[:3] == ["centralized", "federated FedAvg", "federated FedProx (mu 0.01)"]
+    assert sum(m.endswith("alone") for m in models) == 3
+    _finite(sec["rows"], "auroc", "pretrain_s")
+    _finite([r for r in sec["rows"] if r["model"].startswith("federated")], "rounds_per_s", "mb_per_round")
+    assert set(data["verdicts"]["synthetic"]["met"]) == {"federated FedAvg", "federated FedProx (mu 0.01)"}

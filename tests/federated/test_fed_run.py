@@ -115,3 +115,25 @@ def test_finetune_on_a_federated_run(fed_cohort, tmp_path):
     emb = tmp_path / "emb.parquet"
     assert main(["embed", str(tmp_path / "fed"), "--cohort", str(fed_cohort.table), "--out", str(emb)]) == 0
     assert len(pd.read_parquet(emb)) == len(pd.read_csv(fed_cohort.table))
+
+
+def test_client_side_dp_clips_each_update_and_is_recorded(fed_cohort, tmp_path):
+    from clinfusion.datasets.preprocess import TabularPreprocessor
+    from clinfusion.federated.local import build_task
+    from clinfusion.seed import seed_everything
+
+    def update_norm(extra):
+        cfg = fed_config(fed_cohort, SITES + ["federated.rounds=1", *extra])
+        run = run_pretrain(cfg, tmp_path / f"run{len(extra)}")
+        seed_everything(cfg.seed)  # the server's initial weights, rebuilt
+        init = build_task(cfg, TabularPreprocessor.load(run / "preprocessing.json").schema).state_dict()
+        task, state = load_task(run, cfg)
+        delta = [(v.double() - init[k].double()).flatten() for k, v in task.state_dict().items()
+                 if v.is_floating_point()]  # weights and statistics; BatchNorm's step counters are not
+        return float(torch.cat(delta).norm()), state["extra"], cfg
+
+    plain, _, _ = update_norm([])
+    clipped, extra, cfg = update_norm(["federated.dp_noise_multiplier=0.000001", "federated.dp_clipping_norm=0.05"])
+    assert plain > 0.5 and clipped <= 0.05 + 1e-3  # every site's update clipped to 0.05: so is their mean
+    assert extra["dp_noise_multiplier"] == 1e-6 and extra["dp_clipping_norm"] == 0.05
+    assert cfg.federated.dp_clipping_norm == 0.05

@@ -1,0 +1,243 @@
+"""Federated pretraining: centralized vs federated (FedAvg, FedProx) vs each site alone.
+
+Two cohorts, each split into 3 sites, each site's patients split 70/30 into pretraining
+rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):
+
+1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`, its ``site`` column) with a
+   site shift drawn in here: site B's images are darker and flatter (``0.7 x + 20``) and its
+   ages +8 years, site C's images brighter and harsher (``1.3 x - 25``) and its ages -8.
+2. **NIH chest X-ray cohort** (bundled, 760 films, 160 patients) split into 3 pseudo-sites by
+   patient (a seeded shuffle of the patients).
+
+Every pretraining uses the same model, losses and number of passes over its data
+(``epochs`` = federated ``rounds`` x 1 local epoch). Each is judged by the same frozen fused
+linear probe: a logistic regression on the standardised fused embeddings, fitted on the
+pretraining rows' labels of all three sites and scored on the held-out patients of all three
+sites (AUROC, 95% patient-bootstrap CI). Goal: federated within 0.03 AUROC of centralized and
+above every site alone (point estimates).
+
+    python -m benchmarks.federated [--budget tiny|small] [--parts synthetic nih] [--results-dir DIR]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import _cli
+
+NAME = "federated"
+GOAL_GAP = 0.03
+BUDGETS: Dict[str, Dict[str, Any]] = {
+    "tiny": dict(syn_patients=36, nih_patients=30, epochs=1, bootstrap=20, batch=8),
+    "small": dict(syn_patients=150, nih_patients=None, epochs=6, bootstrap=200, batch=32),
+}
+MODEL = [  # one small model for every run (CPU budget); losses as in ordinary pretraining
+    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=16", "model.fusion.dim=64",
+    "model.projection_dim=64", "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1",
+    "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=64", "image.cache=memory",
+    "image.augment.rotate_degrees=0", "pretrain.progress=false", "pretrain.warmup_epochs=0",
+    "cohort.exclude=[site]", "cohort.split_column=split", "federated.min_sites=3", "device=cpu",
+]
+
+
+# --------------------------------------------------------------------------- cohorts
+def _split_by_patient(frame: pd.DataFrame, seed: int, test: float = 0.3) -> pd.Series:
+    """'train' / 'test' per row: ``test`` of each site's patients held out."""
+    rng = np.random.RandomState(seed)
+    out = pd.Series("train", index=frame.index, dtype=object)
+    for _, part in frame.groupby("site"):
+        pats = np.array(sorted(part["patient"].unique()))
+        held = set(rng.choice(pats, max(1, int(round(test * len(pats)))), replace=False))
+        out[part.index[part["patient"].isin(held)]] = "test"
+    return out
+
+
+def synthetic_cohort(work: Path, n_patients: int) -> tuple[Path, List[str]]:
+    """The planted cohort with a site shift; returns (table, overrides)."""
+    from PIL import Image
+
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+
+    syn = make_synthetic_cohort(work / "synthetic", n_patients=n_patients, images_per_patient=2, size=16, seed=0)
+    frame = pd.read_csv(syn.table)
+    root = Path(syn.table).parent
+    shift = {"B": (0.7, 20.0, 8.0), "C": (1.3, -25.0, -8.0)}  # image gain, offset; age offset
+    for site, (gain, offset, years) in shift.items():
+        rows = frame["site"] == site
+        frame.loc[rows, "age"] = frame.loc[rows, "age"] + years
+        for rel in frame.loc[rows, "image"]:
+            img = np.asarray(Image.open(root / rel), dtype=np.float64)
+            Image.fromarray(np.clip(gain * img + offset, 0, 255).astype(np.uint8)).save(root / rel)
+    frame["split"] = _split_by_patient(frame, 0)
+    table = root / "cohort_sites.csv"
+    frame.to_csv(table, index=False)
+    overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [f"cohort.table={table}"]
+    return table, overrides
+
+
+def nih_cohort(work: Path, n_patients: int | None) -> tuple[Path, List[str]]:
+    """The bundled NIH cohort in 3 pseudo-sites by patient; returns (table, overrides)."""
+    from clinfusion.datasets.bundled import nih_cxr_dir
+
+    src = nih_cxr_dir()
+    frame = pd.read_csv(src / "clinical.csv")
+    frame["image"] = [str((src / p).resolve()) for p in frame["image"]]  # absolute: the tables live elsewhere
+    pats = np.array(sorted(frame["patient_id"].unique()))
+    pats = pats[np.random.RandomState(0).permutation(len(pats))]
+    if n_patients:
+        pats = pats[:n_patients]
+        frame = frame[frame["patient_id"].isin(set(pats))].reset_index(drop=True)
+    site_of = {p: f"S{i % 3 + 1}" for i, p in enumerate(pats)}
+    frame["site"] = frame["patient_id"].map(site_of)
+    frame["patient"] = frame["patient_id"]
+    frame["split"] = _split_by_patient(frame, 0)
+    frame = frame.drop(columns=["patient"])
+    table = work / "nih" / "cohort_sites.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(table, index=False)
+    overrides = [f"cohort.table={table}", "cohort.id_column=image", "cohort.patient_column=patient_id",
+                 "cohort.image_column=image", "cohort.label_column=abnormal", "cohort.exclude=[findings, site]",
+                 "cohort.categorical=[sex, view]", "image.size=[32, 32]", "pretrain.micle=true"]
+    return table, overrides
+
+
+# --------------------------------------------------------------------------- runs
+def _pretrain(overrides: Sequence[str], out: Path) -> float:
+    from clinfusion.config import load_config
+    from clinfusion.training.pretrain import run_pretrain
+
+    t0 = time.perf_counter()
+    run_pretrain(load_config(None, list(overrides)), out)
+    return time.perf_counter() - t0
+
+
+def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, bootstrap: int) -> Dict[str, float]:
+    """Frozen fused linear probe: fit on the 'train' rows, AUROC on the 'test' rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clinfusion.downstream.bootstrap import bootstrap_ci
+    from clinfusion.training.embed import run_embed
+
+    emb = pd.read_parquet(run_embed(run, str(table), run / "probe_embeddings.parquet", device="cpu"))
+    frame = pd.read_csv(table).astype({id_col: str})
+    data = frame.merge(emb[["id", "fused_emb"]], left_on=id_col, right_on="id")
+    x = np.stack(data["fused_emb"].to_numpy())
+    y = data[label].to_numpy().astype(int)
+    tr, te = (data["split"] == "train").to_numpy(), (data["split"] == "test").to_numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(x[tr], y[tr])
+    p = clf.predict_proba(x[te])[:, 1]
+    auc = float(roc_auc_score(y[te], p))
+    ci = bootstrap_ci(y[te], p, data.loc[te, patient_col].astype(str).tolist(),
+                      lambda a, b: {"auroc": roc_auc_score(a, b)}, n=bootstrap).get("auroc", (np.nan, np.nan))
+    return {"auroc": auc, "ci_low": float(ci[0]), "ci_high": float(ci[1]), "n_test": int(te.sum()),
+            "n_test_patients": int(data.loc[te, patient_col].nunique())}
+
+
+def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
+    m = pd.read_csv(run / "metrics.csv")
+    total = m[m["site"] == "all"]
+    return {"rounds_per_s": len(total) / seconds,
+            "mb_per_round": float((total["bytes_up"] + total["bytes_down"]).mean() / 2 ** 20)}
+
+
+def compare(title: str, table: Path, overrides: List[str], work: Path, b: Dict[str, Any]) -> Dict[str, Any]:
+    """All runs of one cohort -> one RESULTS.md section (+ the verdict)."""
+    from clinfusion.config import load_config
+
+    cfg = load_config(None, overrides)
+    label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
+    e = b["epochs"]
+    common = overrides + MODEL + [f"pretrain.batch_size={b['batch']}"]
+    runs: Dict[str, List[str]] = {
+        "centralized": common + [f"pretrain.epochs={e}"],
+        "federated FedAvg": common + ["federated.runtime=simulation", "cohort.site_column=site",
+                                      f"federated.rounds={e}", "federated.local_epochs=1"],
+        "federated FedProx (mu 0.01)": common + ["federated.runtime=simulation", "cohort.site_column=site",
+                                                 f"federated.rounds={e}", "federated.local_epochs=1",
+                                                 "federated.strategy=fedprox", "federated.mu=0.01"],
+    }
+    frame = pd.read_csv(table)
+    for site in sorted(frame["site"].unique()):
+        own = table.parent / f"site_{site}.csv"
+        frame[frame["site"] == site].to_csv(own, index=False)
+        runs[f"site {site} alone"] = common + [f"cohort.table={own}", f"pretrain.epochs={e}"]
+    rows = []
+    for name, ov in runs.items():
+        out = work / name.replace(" ", "_").replace("(", "").replace(")", "")
+        seconds = _pretrain(ov, out)
+        row = {"model": name, **probe(out, table, label, id_col, patient_col, b["bootstrap"]),
+               "pretrain_s": seconds}
+        if name.startswith("federated"):
+            row.update(_fed_traffic(out, seconds))
+        rows.append(row)
+    verdict = goal_verdict(rows)
+    note = (f"{len(frame)} rows of {frame[patient_col].nunique()} patients in 3 sites; 30% of each site's patients "
+            f"held out ({rows[0]['n_test']} rows, {rows[0]['n_test_patients']} patients). {e} epochs / rounds x 1 "
+            f"local epoch, batch {b['batch']} (per site in federated runs). Linear probe: standardised fused embedding "
+            f"-> logistic regression (C=1) fitted on the pretraining rows' labels of all sites. 95% CIs from "
+            f"{b['bootstrap']} patient-bootstrap resamples. {verdict['text']}. Overrides: {' '.join(common)}.")
+    cols = ["model", "auroc", "ci_low", "ci_high", "pretrain_s", "rounds_per_s", "mb_per_round"]
+    return {"title": title, "columns": cols, "rows": rows, "note": note, "verdict": verdict}
+
+
+def goal_verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Goal per federated strategy: AUROC >= centralized - 0.03 and > every site alone."""
+    by = {r["model"]: r["auroc"] for r in rows}
+    central = by["centralized"]
+    alone = {k: v for k, v in by.items() if k.endswith("alone")}
+    best_alone = max(alone.values())
+    parts, met = [], {}
+    for name, auc in by.items():
+        if not name.startswith("federated"):
+            continue
+        ok = auc >= central - GOAL_GAP and auc > best_alone
+        met[name] = ok
+        parts.append(f"{name} {auc:.3f} vs centralized {central:.3f} (gap {central - auc:+.3f}, goal <= {GOAL_GAP}) "
+                     f"and best site alone {best_alone:.3f}: goal {'met' if ok else 'NOT met'}")
+    spread = best_alone - min(alone.values())
+    parts.append(f"single seed: the three site-alone AUROCs span {spread:.3f}, "
+                 f"{'more' if spread > GOAL_GAP else 'less'} than the {GOAL_GAP} goal margin")
+    return {"met": met, "text": "; ".join(parts)}
+
+
+def main(argv: List[str] | None = None) -> int:
+    p = _cli.parser(NAME, __doc__)
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    p.add_argument("--parts", nargs="*", choices=["synthetic", "nih"], default=["synthetic", "nih"])
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.budget = "tiny"
+    _cli.setup(args)
+    b = BUDGETS[args.budget]
+    sections, verdicts = [], {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cf_federated_") as tmp:
+        work = Path(tmp)
+        if "synthetic" in args.parts:
+            table, ov = synthetic_cohort(work, b["syn_patients"])
+            sec = compare("Federated pretraining, planted cohort in 3 shifted sites", table, ov, work / "syn_runs", b)
+            verdicts["synthetic"] = sec.pop("verdict")
+            sections.append(sec)
+        if "nih" in args.parts:
+            table, ov = nih_cohort(work, b["nih_patients"])
+            sec = compare("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", table, ov, work / "nih_runs", b)
+            verdicts["nih"] = sec.pop("verdict")
+            sections.append(sec)
+    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
+        f"{k}: {v['text']}." for k, v in verdicts.items())
+    _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
+                                                  "tiny": args.tiny})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
