@@ -137,3 +137,20 @@ def test_client_side_dp_clips_each_update_and_is_recorded(fed_cohort, tmp_path):
     assert plain > 0.5 and clipped <= 0.05 + 1e-3  # every site's update clipped to 0.05: so is their mean
     assert extra["dp_noise_multiplier"] == 1e-6 and extra["dp_clipping_norm"] == 0.05
     assert cfg.federated.dp_clipping_norm == 0.05
+
+
+def test_fedbn_keeps_each_sites_normalisation_layers(fed_cohort, tmp_path):
+    from clinfusion.federated.runtime import LocalGrid
+    from clinfusion.federated.sites import site_specs
+    from clinfusion.training.rundir import prepare_run_dir
+
+    cfg = fed_config(fed_cohort, SITES + ["federated.keep_local_norm=true", "federated.strategy=fedprox"])
+    grid = LocalGrid(apps.client_app, [{"site": s.name, "table": s.table} for s in site_specs(cfg)])
+    run = apps.serve(grid, cfg, prepare_run_dir(tmp_path / "run", False))
+    task, _ = load_task(run, cfg)
+    local = [ctx.state["local_norm"].to_torch_state_dict() for ctx in grid.contexts.values()]
+    weights = pd.read_csv(run / "metrics.csv").query("round == 2 and site != 'all'")["examples"].to_numpy()
+    key = next(k for k in local[0] if k.endswith("N.weight"))  # a BatchNorm scale of the image encoder
+    assert not torch.allclose(local[0][key], local[1][key])  # each site kept its own
+    mean = sum(w * loc[key] for w, loc in zip(weights / weights.sum(), local))
+    torch.testing.assert_close(task.state_dict()[key], mean.float())  # the saved model: their average
