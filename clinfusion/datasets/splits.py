@@ -259,3 +259,17 @@ def load_splits(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise DataError(f"splits file {str(p)!r} lacks column(s) {', '.join(missing)}: expected id, patient, split")
     return frame
+
+
+def held_out_ids(run_dir: str | os.PathLike) -> Tuple[List[str], str]:
+    """Ids a fine-tuned run's saved model never trained on, from its ``splits.csv``, and what they are.
+
+    Holdout runs: the ``test`` split. k-fold runs: ``fold0`` (the saved heads are fold 0's,
+    which tested on that fold). Raises DataError when the file names neither.
+    """
+    frame = load_splits(Path(run_dir) / "splits.csv")
+    for name, what in (("test", "the run's test split"), ("fold0", "the run's fold0 test patients (its saved model is fold 0's)")):
+        ids = frame.loc[frame["split"] == name, "id"].tolist()
+        if ids:
+            return ids, what
+    raise DataError(f"{Path(run_dir) / 'splits.csv'}: no test rows: evaluate on an external table with --cohort")

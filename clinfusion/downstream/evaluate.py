@@ -26,6 +26,9 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
                  overrides: Sequence[str] = ()) -> Path:
     """Evaluate ``run_dir``'s primary head on the labelled ``table``; returns ``out_dir``.
 
+    Without ``table`` only the run's held-out rows are scored (its test split; fold 0's test
+    patients for a k-fold run), never its training rows, and a line says so.
+
     Raises:
         RunDirError: incomplete run, or ``out_dir`` exists without ``overwrite``.
         DataError: trained feature columns missing (listed), labels outside the trained classes
@@ -37,6 +40,13 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
     ext = prepare_external(run, table, labelled=True)
     data, info = ext.data, run.label
     rows = np.flatnonzero(labelled(data.y, info.task))
+    if table is None:  # the run's own table: never score rows the model was trained on
+        from clinfusion.datasets.splits import held_out_ids
+
+        ids, what = held_out_ids(run_dir)
+        keep = set(ids)
+        rows = np.asarray([r for r in rows if str(data.ids[r]) in keep], dtype=np.int64)
+        print(f"evaluate: no --cohort given: scoring {what} ({len(rows)} labelled rows)", flush=True)
     if len(rows) == 0:
         raise DataError(f"{ext.table}: no labelled rows in {', '.join(map(repr, info.columns))}: "
                         f"use predict for unlabelled data")

@@ -44,7 +44,12 @@ def test_one_yaml_through_every_command(one, capsys):
     assert main(["embed", str(root / "pre"), "--out", str(root / "emb.parquet")]) == 0
     assert main(["finetune", cfg, "--pretrained", str(root / "pre"), "--out", str(root / "ft")]) == 0
     assert "finetune --pretrained:" not in capsys.readouterr().out  # same file: nothing differs
+    capsys.readouterr()
     assert main(["evaluate", str(root / "ft"), "--out", str(root / "ev")]) == 0
+    assert "no --cohort given: scoring the run's test split" in capsys.readouterr().out
+    splits = pd.read_csv(root / "ft" / "splits.csv", dtype=str)
+    scored = pd.read_csv(root / "ev" / "predictions.csv", dtype=str)["id"]
+    assert sorted(scored) == sorted(splits.loc[splits["split"] == "test", "id"])  # never a training row
     assert main(["predict", str(root / "ft"), "--out", str(root / "p.csv")]) == 0
     assert main(["explain", str(root / "ft"), "--out", str(root / "xp")]) == 0
     n = len(pd.read_csv(table))
