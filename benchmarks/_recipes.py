@@ -38,13 +38,13 @@ FRACTIONS = (0.01, 0.1, 1.0)
 BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; "small" must fit ~8 min on 2 idle cores
     "tiny": dict(rec_patients=40, rec_batch=8, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
                  dims=[2], rec_nih=False, rec_nih_epochs=1),  # smoke test: plumbing only
-    "small": dict(rec_patients=120, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=8, rec_ft_epochs=30, rec_size={2: 16, 3: 8},
+    "small": dict(rec_patients=100, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=6, rec_ft_epochs=20, rec_size={2: 16, 3: 8},
                   dims=[2, 3], rec_nih=False, rec_nih_epochs=4),
     "full": dict(rec_patients=200, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=20, rec_ft_epochs=30, rec_size={2: 32, 3: 16},
                  dims=[2, 3], rec_nih=True, rec_nih_epochs=8),
 }
 MODEL = [  # small enough for CPU; the planted rule needs no more
-    "model.image_encoder.name=cnn_tiny", "model.fusion.dim=32", "model.projection_dim=32",
+    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=8", "model.fusion.dim=32", "model.projection_dim=32",
     "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1", "model.tabular_encoder.num_heads=2",
     "model.tabular_encoder.intermediate_size=64", "model.tabular_encoder.dropout=0.0",
 ]

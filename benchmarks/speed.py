@@ -2,6 +2,7 @@
 
 (a) the real Trainer/PretrainTask step on real CohortDataset/DataLoader batches vs a bare
     forward + backward + AdamW step on preloaded tensors (goal: ratio <= 1.10);
+(a2) the same with the fusion terms ITM + masked_fused on (goal: ratio <= 1.10);
 (b) data-loader samples/s alone vs training-step samples/s (goal: >= 1.5 on the demo config);
 (c) the CLIP loss with negatives gathered over 2 processes vs 1 process on the same global
     batch: time per step and loss equality (gloo on CPU, NCCL with 2 GPUs);
@@ -30,6 +31,7 @@ from benchmarks._timing import median as _median
 
 NAME = "speed"
 STEP_GOAL, LOADER_GOAL = 1.10, 1.5
+FUSION_TERMS = ["pretrain.losses.itm=1.0", "pretrain.losses.masked_fused=1.0"]  # (a2): the fusion learns too
 
 
 def _step_section(r: Dict[str, Any], label: str) -> Dict[str, Any]:
@@ -99,7 +101,7 @@ def main(argv: List[str] | None = None) -> int:
 
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--config", type=Path, default=DEMO_PRETRAIN)
-    p.add_argument("--skip", nargs="*", default=[], choices=["step", "loader", "dist", "explain"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "loader", "dist", "explain"])
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     args = p.parse_args(argv)
     _cli.setup(args)
@@ -118,6 +120,16 @@ def main(argv: List[str] | None = None) -> int:
             step["num_workers"] = cfg.pretrain.num_workers
             headline["step_ratio"] = step["ratio"]
             sections.append(_step_section(step, label))
+        if "fusion" not in args.skip:  # (a) again with the fusion terms of issue 12 on (same goal)
+            try:
+                fcfg = load_run_config(args.config, ov + list(args.overrides) + FUSION_TERMS, device.type)
+                r = _step_overhead.measure(fcfg, work / "run_fusion", device, warmup=1 if tiny else 2)
+                r["num_workers"] = fcfg.pretrain.num_workers
+                headline["step_ratio_fusion_terms"] = r["ratio"]
+                sec = _step_section(r, label + ", + " + " ".join(FUSION_TERMS))
+                sections.append(dict(sec, title="(a2) Training step with ITM + masked_fused on: toolkit vs bare"))
+            except Exception as exc:  # noqa: BLE001
+                sections.append(_failed("(a2) Training step with ITM + masked_fused on: toolkit vs bare", exc))
         if "loader" not in args.skip:
             from benchmarks._pretrain_setup import bare_step
 

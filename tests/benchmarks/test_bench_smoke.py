@@ -57,6 +57,8 @@ def test_speed(tmp_path):
     step = _section(data, "(a)")["rows"][0]
     _finite([step], "ratio", "trainer ms", "bare ms", "data wait ms")
     assert step["ratio"] > 0
+    fusion = _section(data, "(a2)")["rows"][0]  # ITM + masked_fused on
+    _finite([fusion], "ratio", "trainer ms", "bare ms")
     _finite(_section(data, "(b)")["rows"], "loader samples/s", "train step samples/s", "ratio")
     dist = _section(data, "(c)")["rows"][0]
     _finite([dist], "ms/step 1 process", "ms/step 2 processes", "max abs loss diff")
