@@ -85,7 +85,8 @@ class HFImageEncoder(ImageEncoder):
     -> ``[B, embed_dim]``.
     """
 
-    def __init__(self, model: nn.Module, proc: Dict[str, Any], in_channels: int, source: str) -> None:
+    def __init__(self, model: nn.Module, proc: Dict[str, Any], in_channels: int, source: str,
+                 image_size: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         self.net = model
         self.source = source
@@ -104,6 +105,10 @@ class HFImageEncoder(ImageEncoder):
         self.register_buffer("pixel_std", std_t.clone(), persistent=False)
         self.embed_dim = _embed_dim(cfg)
         self.default_cam_layer = _cam_layer(model)
+        patch = getattr(cfg, "patch_size", None)
+        if self.model_type in CLS_MODELS and image_size is not None and isinstance(patch, int):
+            # the CAM layer outputs [B, extra + N, D] (CLS / register tokens first): Grad-CAM reshapes the N
+            self.cam_token_grid = tuple(int(s) // patch for s in image_size)
         self._interpolate = "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -141,4 +146,4 @@ def hf(cfg: ImageEncoderConfig, spatial_dims: int, in_channels: int,
         raise ConfigError(f"model.image_encoder.name: 'hf' vision models are 2D; image.spatial_dims is {spatial_dims} "
                           f"(use a MONAI encoder such as resnet18 or vit_small for 3D)")
     model, proc = load_hf_backbone(cfg.hf_model, cfg.hf_cache_dir)
-    return HFImageEncoder(model, proc, in_channels, cfg.hf_model)
+    return HFImageEncoder(model, proc, in_channels, cfg.hf_model, image_size)

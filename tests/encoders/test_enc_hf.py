@@ -54,6 +54,15 @@ def test_local_folder_loads_and_runs_on_one_channel_with_its_normalisation(tmp_p
     assert not torch.allclose(y, enc.net(pixel_values=x.repeat(1, 3, 1, 1)).last_hidden_state[:, 0]
                               if kind != "convnext" else enc.net(pixel_values=x.repeat(1, 3, 1, 1)).pooler_output)
     enc(x).sum().backward()
+    seen = []  # the Grad-CAM layer's output: tokens (CLS first + the patch grid) or a feature map
+    hook = enc.get_submodule(enc.default_cam_layer).register_forward_hook(lambda m, a, o: seen.append(o))
+    enc(x)
+    hook.remove()
+    out = seen[0][0] if isinstance(seen[0], tuple) else seen[0]
+    if kind == "convnext":
+        assert enc.cam_token_grid is None and out.shape[:2] == (2, 16) and out.dim() == 4
+    else:
+        assert enc.cam_token_grid == (4, 4) and out.shape == (2, 1 + 16, 32)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
 
