@@ -38,7 +38,7 @@ FRACTIONS = (0.01, 0.1, 1.0)
 BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; "small" must fit ~8 min on 2 idle cores
     "tiny": dict(rec_patients=40, rec_batch=8, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
                  dims=[2], rec_nih=False, rec_nih_epochs=1),  # smoke test: plumbing only
-    "small": dict(rec_patients=100, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=6, rec_ft_epochs=20, rec_size={2: 16, 3: 8},
+    "small": dict(rec_patients=100, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=6, rec_ft_epochs=15, rec_size={2: 16, 3: 8},
                   dims=[2, 3], rec_nih=False, rec_nih_epochs=4),
     "full": dict(rec_patients=200, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=20, rec_ft_epochs=30, rec_size={2: 32, 3: 16},
                  dims=[2, 3], rec_nih=True, rec_nih_epochs=8),
