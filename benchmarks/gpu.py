@@ -10,7 +10,9 @@ For each configuration (2D 224 px ResNet-50 and ViT-S from
 2. the largest batch that fits (doubling until CUDA OOM, capped), bf16 autocast;
 3. at that batch: samples/s of the bare step, peak ``torch.cuda.max_memory_allocated``,
    FLOPs of one forward + backward (``FlopCounterMode``), model FLOPs utilisation
-   against the device's bf16 dense peak (:data:`benchmarks._flops.BF16_PEAK_TFLOPS`).
+   against the device's bf16 dense peak (:data:`benchmarks._flops.BF16_PEAK_TFLOPS`);
+4. the same MFU for the toolkit's step (engine + loader, from step 1): model FLOPs per
+   sample x the trainer's batch / its median step time including the data wait.
 
 Without a GPU it writes a section saying so (and what it would measure). ``--tiny`` runs
 the whole pipeline on toy sizes on whatever device there is (a CPU dry run: not GPU figures).
@@ -109,7 +111,7 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
             trainer_batch //= 2
             _free()
     task, batch, lr = st["task"], st["batch_tensors"], cfg.pretrain.lr
-    trainer_row = {k: st[k] for k in ("ratio", "trainer_s", "data_s", "bare_s", "steps")}
+    trainer_row = {k: st[k] for k in ("ratio", "trainer_s", "data_s", "bare_s", "steps")}  # trainer_s: median step incl. data wait
     del st
     _free()
 
@@ -141,6 +143,8 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
         "samples/s": best / step_s, "ms/step": 1000 * step_s, "TFLOP/step": flops / 1e12,
         "TFLOP/s": flops / step_s / 1e12, "peak TFLOP/s": peak if peak else float("nan"),
         "MFU": mfu(flops, step_s, peak), "peak GB": pm.peak_mb / 1024,
+        "toolkit samples/s": trainer_batch / trainer_row["trainer_s"],
+        "toolkit MFU": mfu(flops / best * trainer_batch, trainer_row["trainer_s"], peak),
         "trainer batch": trainer_batch, "step/bare": trainer_row["ratio"],
         "data-wait share": trainer_row["data_s"] / trainer_row["trainer_s"], "num_workers": cfg.pretrain.num_workers,
     }
@@ -174,8 +178,9 @@ def _plan_section() -> Dict[str, Any]:
             "note": "No CUDA device was available to this run, so no GPU figure exists yet. The script is ready: on a "
                     "GPU machine `python -m benchmarks.gpu` measures, per configuration below, samples/s at the "
                     "largest batch that fits (bf16 autocast), model FLOPs utilisation (FlopCounterMode FLOPs / step "
-                    "time / the bf16 dense peak of the device, e.g. H100 SXM 989, A100 312 TFLOP/s), the toolkit "
-                    "step / bare step ratio, the data-wait share and peak torch.cuda.max_memory_allocated."}
+                    "time / the bf16 dense peak of the device, e.g. H100 SXM 989, A100 312 TFLOP/s) of the bare step and of "
+                    "the toolkit's step (engine + loader), the toolkit step / bare step ratio, the data-wait share and "
+                    "peak torch.cuda.max_memory_allocated."}
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -187,6 +192,7 @@ def main(argv: List[str] | None = None) -> int:
     sections: List[Dict[str, Any]] = []
     extra: Dict[str, Any] = {"device": str(device), "tiny": args.tiny}
     if device.type != "cuda":
+        print("no GPU: nothing is measured on a GPU (the plan is written instead)")
         sections.append(_plan_section())
         extra["summary"] = "No GPU was available to this run: nothing was measured on a GPU."
     if device.type == "cuda" or args.tiny:
@@ -201,8 +207,8 @@ def main(argv: List[str] | None = None) -> int:
                     rows.append({"config": n, "encoder": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})
                 _free()
         cols = ["config", "encoder", "image", "precision", "max batch", "samples/s", "ms/step", "TFLOP/step",
-                "TFLOP/s", "peak TFLOP/s", "MFU", "peak GB", "trainer batch", "step/bare", "data-wait share",
-                "num_workers"]
+                "TFLOP/s", "peak TFLOP/s", "MFU", "peak GB", "trainer batch", "toolkit samples/s", "toolkit MFU",
+                "step/bare", "data-wait share", "num_workers"]
         title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
         sections.append({"title": title, "columns": cols, "rows": rows,
                          "note": "max batch: doubling until CUDA OOM or the cap; samples/s, ms/step, MFU and peak "
@@ -210,8 +216,11 @@ def main(argv: List[str] | None = None) -> int:
                                  "activation checkpointing); TFLOP/step: FlopCounterMode over one forward + backward "
                                  "without checkpointing at a small batch, scaled to 'max batch' (model FLOPs; "
                                  "optimizer not counted); MFU = TFLOP/step / step time / 'peak TFLOP/s' (bf16 dense "
-                                 "data-sheet peak of the device). step/bare and data-wait share: the real Trainer "
-                                 "at 'trainer batch' (the config's batch) with its num_workers."})
+                                 "data-sheet peak of the device). Toolkit columns: the real Trainer (engine + "
+                                 "loader decoding images from disk, the config's num_workers) at 'trainer batch' "
+                                 "(the config's batch): samples/s and MFU from its median step including data wait "
+                                 "(model FLOPs per sample x trainer batch / step time / peak); step/bare and "
+                                 "data-wait share from the same run."})
     _cli.write(NAME, args, sections, argv, extra=extra)
     return 0
 

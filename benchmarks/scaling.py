@@ -1,154 +1,122 @@
-"""Scaling of a CLIP training step with the global batch, and of the tabular encoder with
-the omics width.
+"""Scaling of the toolkit's pretraining with cohort size, omics width and image size.
 
-1. **Batch**: samples/s and peak memory of one CLIP step (image encoder + tabular
-   encoder + projections + :class:`~clinfusion.objectives.ClipLoss`, forward + backward +
-   AdamW) at 64 -> 1024 global negatives. The logits are ``[B, B]`` (quadratic), the
-   encoders linear in ``B``; the fitted log-log slope of time says which dominates.
-2. **Omics width**: the :class:`~clinfusion.encoders.tabular.TabularEncoder` (chunk
-   grouping, 256 columns per token) at 100 -> 20,000 omics columns, forward + backward +
-   AdamW: time and memory must grow near-linearly with width (log-log slope ~1, not 2).
+Three curves, each point a fresh process (:mod:`benchmarks._scaling_probe`) running the
+real data path (cohort -> omics store -> split -> preprocessing -> datasets -> Trainer)
+and a few real Trainer steps (tiny encoders: the data path is what scales here):
 
-Sizes are measured interleaved (one step of each size per round, after warm-up) so load
-from other processes hits every size alike. ``--tiny`` runs a seconds-long smoke version.
+1. **rows**: 1k -> 10k -> 100k cohort rows (200 omics columns, 64 px PNGs from disk);
+2. **omics width**: 2k -> 5k -> 20k omics columns (2k rows);
+3. **image size**: 64 -> 128 -> 224 px PNGs (2k rows, no omics).
 
-    python -m benchmarks.scaling [--tiny] [--device auto|cpu|cuda] [--results-dir DIR]
+Reported per point: time to prepare (data path up to the first step), median time per
+step, time per epoch (= step time x steps per epoch: extrapolated from the timed steps, not
+run), and the peak resident memory (VmHWM growth) of each phase. Log-log slopes are fitted
+per curve and turned into words by :func:`benchmarks._readings.slope_words` (explicit
+thresholds). ``--tiny``: small sizes in this process (a smoke test: its memory figures
+are not per point), seconds.
+
+    python -m benchmarks.scaling [--tiny] [--results-dir DIR]
 """
 
 from __future__ import annotations
 
-import math
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Dict, List
 
-import torch
-
 from benchmarks import _cli
-from benchmarks._clip_model import ClipPair, image_batch, table_batch, table_schema, train_step
-from benchmarks._device import pick_device, precision
-from benchmarks._memory import PeakMemory
 from benchmarks._plots import loglog_plot, loglog_slope
-from benchmarks._timing import best, interleave, median
-from clinfusion.config.schema import ImageEncoderConfig, TabularEncoderConfig
+from benchmarks._readings import SLOPE_RULE, slope_words
 
 NAME = "scaling"
-LINEAR_SLOPE_MAX = 1.2  # a fitted width slope above this is called super-linear
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def sizes(tiny: bool, device: torch.device) -> Dict[str, Any]:
-    """Measured sizes: a tiny image on CPU so a 1024 batch fits in seconds, 128 px on CUDA."""
+def curves(tiny: bool) -> Dict[str, Dict[str, Any]]:
     if tiny:
-        return dict(batches=[8, 16, 32], image=16, encoder="cnn_tiny", width=4, rounds=2,
-                    widths=[100, 500, 1000], omics_batch=4)
-    if device.type == "cuda":
-        return dict(batches=[64, 128, 256, 512, 1024], image=128, encoder="resnet18", width=None, rounds=15,
-                    widths=[100, 1000, 5000, 20000], omics_batch=256)
-    return dict(batches=[64, 128, 256, 512, 1024], image=32, encoder="cnn_tiny", width=16, rounds=7,
-                widths=[100, 1000, 5000, 20000], omics_batch=64)
+        return {"rows": dict(x="rows", points=[dict(rows=r, genes=20, size=16) for r in (100, 300)]),
+                "omics": dict(x="genes", points=[dict(rows=100, genes=g, size=16) for g in (50, 200)]),
+                "image": dict(x="size", points=[dict(rows=100, genes=0, size=s) for s in (16, 32)])}
+    return {"rows": dict(x="rows", points=[dict(rows=r, genes=200, size=64) for r in (1_000, 10_000, 100_000)]),
+            "omics": dict(x="genes", points=[dict(rows=2_000, genes=g, size=32) for g in (2_000, 5_000, 20_000)]),
+            "image": dict(x="size", points=[dict(rows=2_000, genes=0, size=s) for s in (64, 128, 224)])}
 
 
-def _measure(steps: Dict[Any, Any], rounds: int, device: torch.device) -> Dict[Any, Dict[str, float]]:
-    """Warm up every step, read each one's peak memory over one step, then time them interleaved."""
-    for fn in steps.values():
-        fn()
-    out: Dict[Any, Dict[str, float]] = {}
-    for key, fn in steps.items():  # increasing sizes: the allocator only ever grows
-        pm = PeakMemory(device).start()
-        fn()
-        pm.stop()
-        out[key] = {"peak_mb": pm.peak_mb, "step_mb": pm.delta_mb}
-    times = interleave(steps, rounds=rounds, warmup=0, device=device)
-    for key, ts in times.items():
-        out[key]["ms"] = 1000.0 * best(ts)
-        out[key]["ms_median"] = 1000.0 * median(ts)
-    return out
+def probe(spec: Dict[str, Any], in_process: bool = False) -> Dict[str, Any]:
+    """One point; in its own process (its peak memory its own) unless ``in_process`` (``--tiny``)."""
+    if in_process:
+        from benchmarks._scaling_probe import measure
+
+        return measure(spec)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks._scaling_probe", json.dumps(spec)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe {spec} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def batch_scaling(sz: Dict[str, Any], device: torch.device, plots) -> Dict[str, Any]:
-    """CLIP step vs global batch."""
-    size = [sz["image"]] * 2
-    schema = table_schema(n_num=8, cards=(3, 5))
-    torch.manual_seed(0)
-    model = ClipPair(ImageEncoderConfig(name=sz["encoder"], width=sz["width"]), TabularEncoderConfig(dropout=0.0),
-                     schema, 2, 1, size).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    steps = {b: train_step(model, opt, {"image": image_batch(b, 1, size, device), **table_batch(schema, b, device)},
-                           device) for b in sz["batches"]}
-    res = _measure(steps, sz["rounds"], device)
-    rows = [{"global batch": b, "ms/step": r["ms"], "median ms": r["ms_median"], "samples/s": 1000.0 * b / r["ms"], "peak MB": r["peak_mb"],
-             "step MB": r["step_mb"], "logits MB": 2 * b * b * 4 / 2 ** 20} for b, r in res.items()]
-    bs = list(res)
-    t_slope = loglog_slope(bs, [r["ms"] for r in res.values()])
-    m_slope = loglog_slope(bs, [max(r["step_mb"], 1e-3) for r in res.values()])
-    plot = loglog_plot(plots / "scaling_batch.png", bs, {"ms/step": [r["ms/step"] for r in rows],
-                                                          "step MB": [max(r["step MB"], 1e-3) for r in rows]},
-                       "global batch (negatives)", f"CLIP step ({sz['encoder']} {sz['image']}px + tabular) vs batch")
-    note = (f"One process, {precision(device)}, {sz['encoder']} at 1x{sz['image']}x{sz['image']} + tabular encoder "
-            f"(8 numeric, 2 categorical; hidden 64, 2 layers) + ClipLoss, AdamW; 'ms/step' = fastest of {sz['rounds']} "
-            f"interleaved steps (least disturbed by other jobs; the median is beside it), samples/s from it. 'step MB' = peak minus memory in use before the step ({PeakMemory(device).kind}); "
-            f"'logits MB' = the two [B, B] fp32 logit matrices. Fitted log-log slope vs batch: time "
-            f"{t_slope:.2f}, step memory {m_slope:.2f} (1 = linear).")
-    return {"title": "CLIP step vs global batch", "columns": list(rows[0]), "rows": rows, "note": note,
-            "plot": f"plots/{plot.name}", "slopes": {"time": t_slope, "memory": m_slope}}
+TITLES = {"rows": "Pretraining vs cohort rows", "omics": "Pretraining vs omics width",
+          "image": "Pretraining vs image size"}
+XLABEL = {"rows": "cohort rows", "genes": "omics columns", "size": "image side (px)"}
 
 
-def width_scaling(sz: Dict[str, Any], device: torch.device, plots) -> Dict[str, Any]:
-    """TabularEncoder forward + backward vs omics width (chunk grouping)."""
-    cfg = TabularEncoderConfig(dropout=0.0, omics_grouping="chunk", omics_chunk_size=256)
-    b = sz["omics_batch"]
-    steps, meta = {}, {}
-    for g in sz["widths"]:
-        torch.manual_seed(0)
-        schema = table_schema(n_num=8, cards=(3, 5), n_omics=g)
-        from clinfusion.encoders.tabular import TabularEncoder
-
-        enc = TabularEncoder(cfg, schema).to(device).train()
-        opt = torch.optim.AdamW(enc.parameters(), lr=1e-4)
-        steps[g] = train_step(enc, opt, table_batch(schema, b, device), device,
-                              loss_fn=lambda m, **kw: m(**kw).float().pow(2).mean())
-        meta[g] = {"tokens": 1 + len(enc.token_names), "params": sum(p.numel() for p in enc.parameters())}
-    res = _measure(steps, sz["rounds"], device)
-    rows = [{"omics columns": g, "tokens": meta[g]["tokens"], "params (M)": meta[g]["params"] / 1e6,
-             "ms/step": r["ms"], "median ms": r["ms_median"], "samples/s": 1000.0 * b / r["ms"], "peak MB": r["peak_mb"], "step MB": r["step_mb"]}
-            for g, r in res.items()]
-    ws = list(res)
-    t_all = loglog_slope(ws, [r["ms"] for r in res.values()])
-    t_wide = loglog_slope(ws[1:], [r["ms"] for r in list(res.values())[1:]]) if len(ws) > 2 else t_all
-    t_last = loglog_slope(ws[-2:], [r["ms"] for r in list(res.values())[-2:]])
-    m_all = loglog_slope(ws, [max(r["step_mb"], 1e-3) for r in res.values()])
-    p_all = loglog_slope(ws, [meta[g]["params"] for g in ws])
-    verdict = "near-linear" if max(t_wide, t_last, m_all) <= LINEAR_SLOPE_MAX else "SUPER-LINEAR (check the tokenizer)"
-    plot = loglog_plot(plots / "scaling_omics.png", ws, {"ms/step": [r["ms/step"] for r in rows],
-                                                          "step MB": [max(r["step MB"], 1e-3) for r in rows]},
-                       "omics columns", f"TabularEncoder (chunk 256) vs omics width, batch {b}")
-    note = (f"TabularEncoder (hidden 64, 2 layers, chunk grouping of 256 columns per token, 10% values missing), "
-            f"batch {b}, forward + backward + AdamW, {precision(device)}, fastest of {sz['rounds']} interleaved steps (median beside it). "
-            f"Fitted log-log slopes vs width: time {t_all:.2f} over all widths, {t_wide:.2f} from "
-            f"{ws[1]:,} columns on (where the omics tokens dominate), {t_last:.2f} between the two widest; step memory {m_all:.2f}; parameters "
-            f"{p_all:.2f}. Verdict: {verdict} (threshold {LINEAR_SLOPE_MAX}).")
-    return {"title": "TabularEncoder vs omics width", "columns": list(rows[0]), "rows": rows, "note": note,
-            "plot": f"plots/{plot.name}",
-            "slopes": {"time": t_all, "time_wide": t_wide, "time_widest_pair": t_last, "memory": m_all,
-                       "params": p_all}}
+def section(name: str, curve: Dict[str, Any], results: List[Dict[str, Any]], plots: Path, batch: int,
+            steps: int) -> Dict[str, Any]:
+    x = curve["x"]
+    xs = [r[x] for r in results]
+    xs_fit = [s * s for s in xs] if x == "size" else xs  # image: slope against pixels
+    rows = [{XLABEL[x]: r[x], "train rows": r["train_rows"], "prepare s": r["prepare_s"], "ms/step": 1000 * r["step_s"],
+             "s/epoch (extrapolated)": r["epoch_s"], "prepare peak MB": r["prepare_peak_mb"],
+             "train peak MB": r["train_peak_mb"]} for r in results]
+    slopes = {
+        "step time": loglog_slope(xs_fit, [r["step_s"] for r in results]),
+        "epoch time": loglog_slope(xs_fit, [r["epoch_s"] for r in results]),
+        "prepare time": loglog_slope(xs_fit, [r["prepare_s"] for r in results]),
+        "prepare peak memory": loglog_slope(xs_fit, [max(r["prepare_peak_mb"], 1e-3) for r in results]),
+        "train peak memory": loglog_slope(xs_fit, [max(r["train_peak_mb"], 1e-3) for r in results]),
+    }
+    against = "pixels (side^2)" if x == "size" else XLABEL[x]
+    words = "; ".join(f"{k} {slope_words(v)}" for k, v in slopes.items())
+    plot = loglog_plot(plots / f"scaling_{name}.png", xs_fit,
+                       {"s/epoch": [r["epoch_s"] for r in results],
+                        "train peak MB": [max(r["train_peak_mb"], 1e-3) for r in results]},
+                       against, TITLES[name])
+    note = (f"One process per point, 1 thread, tiny encoders (cnn_tiny width 8, tabular hidden 32), batch {batch}, "
+            f"default augmentations, images decoded from disk each step (image.cache=none), num_workers=0. "
+            f"{steps} Trainer steps per point, the first two untimed; 's/epoch' = median step x steps per epoch "
+            f"(extrapolated, not run). Peak MB = growth of the resident-set high-water mark (VmHWM) over the phase. "
+            f"Fitted log-log slopes against {against}: {words}. Words: {SLOPE_RULE}.")
+    return {"title": TITLES[name], "columns": list(rows[0]), "rows": rows, "note": note,
+            "plot": f"plots/{plot.name}", "slopes": slopes}
 
 
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     args = p.parse_args(argv)
     _cli.setup(args)
-    device = pick_device(args.device)
-    sz = sizes(args.tiny, device)
     plots = _cli.plots_dir(args)
-    batch = batch_scaling(sz, device, plots)
-    width = width_scaling(sz, device, plots)
-    slopes = {"batch": batch.pop("slopes"), "omics_width": width.pop("slopes")}
-    summary = (f"CLIP step time grows with log-log slope {slopes['batch']['time']:.2f} in the global batch "
-               f"({sz['batches'][0]} -> {sz['batches'][-1]}); the tabular encoder's time grows with slope "
-               f"{slopes['omics_width']['time_wide']:.2f} ({slopes['omics_width']['time_widest_pair']:.2f} between the two "
-               f"widest) and its memory {slopes['omics_width']['memory']:.2f} in the "
-               f"omics width ({sz['widths'][0]:,} -> {sz['widths'][-1]:,} columns): linear, not quadratic."
-               if not any(math.isnan(v) for v in slopes["omics_width"].values()) else "")
-    _cli.write(NAME, args, [batch, width], argv, extra={"summary": summary, "slopes": slopes,
-                                                         "device": str(device), "tiny": args.tiny})
+    batch, steps = (8, 4) if args.tiny else (32, 6)
+    sections, slopes = [], {}
+    with tempfile.TemporaryDirectory(prefix="cf_scaling_") as tmp:
+        for name, curve in curves(args.tiny).items():
+            results = [probe(dict(pt, work=str(Path(tmp) / name), batch=batch, steps=steps), in_process=args.tiny)
+                       for pt in curve["points"]]
+            sec = section(name, curve, results, plots, batch, steps)
+            slopes[name] = sec.pop("slopes")
+            sections.append(sec)
+    r, o, i = slopes["rows"], slopes["omics"], slopes["image"]
+    summary = (f"With cohort rows, time per epoch is {slope_words(r['epoch time'])} and peak training memory "
+               f"{slope_words(r['train peak memory'])}; preparing the data path takes time {slope_words(r['prepare time'])} "
+               f"and memory {slope_words(r['prepare peak memory'])}. With omics width, step time is "
+               f"{slope_words(o['step time'])} and training memory {slope_words(o['train peak memory'])}. "
+               f"With image pixels, step time is {slope_words(i['step time'])}. ({SLOPE_RULE})")
+    _cli.write(NAME, args, sections, argv, extra={"summary": summary, "slopes": slopes, "device": "cpu",
+                                                   "tiny": args.tiny})
     return 0
 
 

@@ -88,7 +88,7 @@ class ImageConfig(Section):
     intensity: IntensityConfig = Field(default_factory=IntensityConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     cache: Literal["none", "memory", "disk"] = "none"  # MONAI CacheDataset / PersistentDataset
-    cache_dir: Optional[str] = None  # for cache=disk
+    cache_dir: Optional[str] = None  # for cache=disk; None = ~/.cache/clinfusion/images (shared by every command)
 
 
 # --------------------------------------------------------------------------- split

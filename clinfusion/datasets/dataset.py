@@ -85,10 +85,17 @@ def _memory_cache(data: List[dict], transform: Callable, cfg: ImageConfig) -> Mo
 
 @IMAGE_CACHES.register("disk")
 def _disk_cache(data: List[dict], transform: Callable, cfg: ImageConfig) -> MonaiDataset:
-    if not cfg.cache_dir:
-        raise ConfigError("image.cache=disk needs image.cache_dir (a folder for the cached tensors)")
-    Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
-    return PersistentDataset(data=data, transform=transform, cache_dir=cfg.cache_dir)
+    """Decoded, resized tensors written once per (file, size, mtime, loading settings) and shared by
+    every command and run: ``image.cache_dir``, else the user cache (``~/.cache/clinfusion/images``)."""
+    from clinfusion.datasets.omics_store import cache_root
+
+    folder = cache_root(cfg.cache_dir, "images")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"image.cache=disk: cannot create the cache folder {str(folder)!r} ({exc.strerror}): "
+                          f"set image.cache_dir to a writable folder") from None
+    return PersistentDataset(data=data, transform=transform, cache_dir=folder)
 
 
 class CohortDataset(Dataset):

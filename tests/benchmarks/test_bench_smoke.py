@@ -42,14 +42,13 @@ def _finite(rows: List[Dict[str, Any]], *cols: str) -> None:
 
 def test_scaling(tmp_path):
     data = _run("scaling", tmp_path)
-    batch = _section(data, "CLIP step vs global batch")
-    width = _section(data, "TabularEncoder vs omics width")
-    _finite(batch["rows"], "global batch", "ms/step", "samples/s", "peak MB", "step MB")
-    _finite(width["rows"], "omics columns", "tokens", "ms/step", "samples/s", "peak MB")
-    assert [r["global batch"] for r in batch["rows"]] == sorted(r["global batch"] for r in batch["rows"])
-    assert all(math.isfinite(v) for v in data["slopes"]["omics_width"].values())
-    for sec in (batch, width):
-        assert (tmp_path / sec["plot"]).is_file()
+    for title, x in (("Pretraining vs cohort rows", "cohort rows"), ("Pretraining vs omics width", "omics columns"),
+                     ("Pretraining vs image size", "image side (px)")):
+        sec = _section(data, title)
+        _finite(sec["rows"], x, "ms/step", "s/epoch (extrapolated)", "prepare peak MB", "train peak MB")
+        assert [r[x] for r in sec["rows"]] == sorted(r[x] for r in sec["rows"])
+        assert (tmp_path / sec["plot"]).is_file() and "slope" in sec["note"]
+    assert all(math.isfinite(v) for c in data["slopes"].values() for v in c.values())
 
 
 def test_speed(tmp_path):
@@ -59,7 +58,9 @@ def test_speed(tmp_path):
     assert step["ratio"] > 0
     fusion = _section(data, "(a2)")["rows"][0]  # ITM + masked_fused on
     _finite([fusion], "ratio", "trainer ms", "bare ms")
-    _finite(_section(data, "(b)")["rows"], "loader samples/s", "train step samples/s", "ratio")
+    loader = _section(data, "(b)")
+    _finite(loader["rows"], "loader samples/s", "encoder step samples/s", "engine step samples/s", "data-wait share")
+    assert sorted({r["num_workers"] for r in loader["rows"]}) == [0, 1, 2] and "data-wait share" in loader["note"]
     dist = _section(data, "(c)")["rows"][0]
     _finite([dist], "ms/step 1 process", "ms/step 2 processes", "max abs loss diff")
     assert dist["equal"] is True
@@ -77,7 +78,7 @@ def test_gpu(tmp_path):
         rows = _section(data, "CPU dry run")["rows"]
     else:
         rows = _section(data, "GPU throughput")["rows"]
-    _finite(rows, "max batch", "samples/s", "TFLOP/step", "peak GB", "step/bare", "data-wait share")
+    _finite(rows, "max batch", "samples/s", "TFLOP/step", "peak GB", "step/bare", "data-wait share", "toolkit samples/s")
 
 
 def test_quality(tmp_path):

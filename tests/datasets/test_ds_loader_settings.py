@@ -54,3 +54,12 @@ def test_persistent_workers_off_builds_a_loader_per_epoch(tmp_path):
     trainer, train = _trainer(tmp_path, syn, 1, ["pretrain.persistent_workers=false"])
     a, b = trainer.loader(train, 0, True), trainer.loader(train, 1, True)
     assert a is not b and not a.persistent_workers and a.num_workers == 1
+
+
+def test_disk_cache_defaults_to_the_shared_user_cache(tmp_path, monkeypatch):
+    from clinfusion.config.schema import ImageConfig
+    from clinfusion.datasets.dataset import IMAGE_CACHES
+
+    monkeypatch.setenv("CLINFUSION_CACHE", str(tmp_path / "cache"))
+    ds = IMAGE_CACHES.create("disk", [], lambda x: x, ImageConfig(cache="disk"))
+    assert str(ds.cache_dir) == str(tmp_path / "cache" / "images") and (tmp_path / "cache" / "images").is_dir()
