@@ -85,8 +85,9 @@ class FinetuneData:
         key = tuple(rows.tolist())
         if key not in self._datasets:
             self._datasets[key] = _Indexed(build_dataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
-        return build_loader(self._datasets[key], self.batch_size, shuffle, LoaderSettings(num_workers=self.num_workers),
-                            seed=seed)
+        settings = self.num_workers if isinstance(self.num_workers, LoaderSettings) \
+            else LoaderSettings(num_workers=self.num_workers)  # the finetune section's loader keys, or a count
+        return build_loader(self._datasets[key], self.batch_size, shuffle, settings, seed=seed)
 
     def batches(self, rows: np.ndarray, variant: str = "all", shuffle: bool = False,
                 seed: int = 0) -> Iterator[Tuple[Dict[str, Any], np.ndarray]]:

@@ -131,7 +131,10 @@ def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: to
         return create_image_encoder(scratch.model.image_encoder, img.spatial_dims, img.channels, img.size).to(device)
 
     encoder = (base.model if base.model is not None else build(cfg)).to(device).eval()
-    data = FinetuneData(cohort, pre, cfg.image, info, cfg.finetune.batch_size, cfg.finetune.num_workers, device)
+    from clinfusion.datasets.builder import LoaderSettings
+
+    data = FinetuneData(cohort, pre, cfg.image, info, cfg.finetune.batch_size,
+                        LoaderSettings.from_section(cfg.finetune), device)
     ctx = HeadContext(data, info, cfg.finetune, fold.train, fold.val, encoder, new_model, new_image_encoder, cfg.seed)
     return data, ctx
 
