@@ -96,3 +96,16 @@ def test_save_load_splits(tmp_path):
     assert frame["fold"].tolist() == [0, 1]
     with pytest.raises(DataError, match=r"splits file .*nothere\.csv.* not found"):
         load_splits(tmp_path / "nothere.csv")
+
+
+def test_held_out_ids_holdout_test_split_and_cv_fold0(tmp_path):
+    from clinfusion.datasets.splits import held_out_ids
+
+    save_splits(tmp_path / "splits.csv", ["a", "b", "c", "d"], ["p1", "p2", "p3", "p4"], ["train", "test", "val", "test"])
+    assert held_out_ids(tmp_path) == (["b", "d"], "the run's test split")
+    save_splits(tmp_path / "splits.csv", ["a", "b", "c"], ["p1", "p2", "p3"], ["fold1", "fold0", "fold2"])
+    ids, what = held_out_ids(tmp_path)
+    assert ids == ["b"] and "fold0" in what
+    save_splits(tmp_path / "splits.csv", ["a"], ["p1"], ["train"])
+    with pytest.raises(DataError, match="no test rows"):
+        held_out_ids(tmp_path)
