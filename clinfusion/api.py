@@ -112,8 +112,10 @@ def pretrained_differences(cfg: RunConfig, pretrained: PathLike) -> List[str]:
 
 
 def finetune(config: ConfigLike, out: PathLike, pretrained: Optional[PathLike] = None,
-             overrides: Sequence[str] = (), overwrite: bool = False, show: bool = True) -> Path:
+             overrides: Sequence[str] = (), overwrite: bool = False, show: bool = True, resume: bool = False) -> Path:
     """Heads and baselines on the cohort's labels into ``out``; returns the run folder.
+
+    ``resume`` continues an interrupted fine-tune in ``out`` (engine-trained models from their checkpoints).
 
     With ``pretrained``, prints one line per ``model`` / ``image`` key of this config that differs
     from the pretrained run and which value wins (the pretrained run's, so its weights load).
@@ -121,11 +123,11 @@ def finetune(config: ConfigLike, out: PathLike, pretrained: Optional[PathLike] =
     from clinfusion.downstream.finetune import run_finetune
 
     cfg = _config(config, overrides)
-    if pretrained is not None and show:
+    if pretrained is not None and show and os.environ.get("RANK", "0") == "0":  # rank 0 under torchrun
         for line in pretrained_differences(cfg, pretrained):
             print(f"finetune --pretrained: {line}", flush=True)
     return Path(run_finetune(cfg, None if pretrained is None else str(pretrained), out, overwrite=overwrite,
-                             show=show))
+                             show=show, resume=resume))
 
 
 def evaluate(run: PathLike, out: PathLike, cohort: Optional[PathLike] = None, overrides: Sequence[str] = (),

@@ -228,6 +228,18 @@ class FinetuneConfig(Section):
     pin_memory: bool = True  # page-locked host batches (CUDA only)
     persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
     prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
+    # engine settings of the models trained end to end (mlp, full, image_only, fused_scratch); same
+    # training engine as pretraining (clinfusion/training/engine.py)
+    early_stopping: Optional[int] = Field(None, ge=1)  # stop after this many epochs without a better validation
+    # AUROC (None: train all epochs); either way the kept weights are those of the best validation epoch
+    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up, then cosine decay
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
+    grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    grad_checkpointing: bool = False  # recompute encoder activations in backward (less memory)
+    checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps
+    log_every: int = Field(10, ge=1)  # optimizer steps per train row of metrics.csv
+    progress: bool = False  # progress bar per epoch (rank 0)
 
 
 class EvaluationConfig(Section):

@@ -76,18 +76,24 @@ class FinetuneData:
         return len(self.ids)
 
     # ------------------------------------------------------------------ loaders
-    def loader(self, rows: np.ndarray, shuffle: bool = False, seed: int = 0) -> DataLoader:
-        """Batches ``(batch_dict, rows [B])`` over cohort ``rows`` (datasets cached per row set,
-        so an image cache is filled once)."""
-        from clinfusion.datasets.builder import LoaderSettings, build_dataset, build_loader
+    def dataset(self, rows: np.ndarray) -> Dataset:
+        """``(sample, cohort_row)`` pairs over cohort ``rows`` (cached per row set, so an image
+        cache is filled once)."""
+        from clinfusion.datasets.builder import build_dataset
 
         rows = np.asarray(rows, dtype=np.int64)
         key = tuple(rows.tolist())
         if key not in self._datasets:
             self._datasets[key] = _Indexed(build_dataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
+        return self._datasets[key]
+
+    def loader(self, rows: np.ndarray, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        """Batches ``(batch_dict, rows [B])`` over cohort ``rows``."""
+        from clinfusion.datasets.builder import LoaderSettings, build_loader
+
         settings = self.num_workers if isinstance(self.num_workers, LoaderSettings) \
             else LoaderSettings(num_workers=self.num_workers)  # the finetune section's loader keys, or a count
-        return build_loader(self._datasets[key], self.batch_size, shuffle, settings, seed=seed)
+        return build_loader(self.dataset(rows), self.batch_size, shuffle, settings, seed=seed)
 
     def batches(self, rows: np.ndarray, variant: str = "all", shuffle: bool = False,
                 seed: int = 0) -> Iterator[Tuple[Dict[str, Any], np.ndarray]]:

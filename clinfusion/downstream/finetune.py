@@ -27,7 +27,6 @@ import torch
 
 from clinfusion.config.schema import RunConfig
 from clinfusion.downstream.data import FinetuneData
-from clinfusion.training.distributed import resolve_device
 from clinfusion.downstream.evaluation import (evaluate_rows, json_safe, pick_threshold, predictions_frame,
                                               summary_row)
 from clinfusion.downstream.folds import Fold, fraction_rows, make_folds
@@ -106,7 +105,8 @@ class Collected:
         return float(np.mean(ts)) if np.isscalar(ts[0]) else list(np.mean(np.asarray(ts, float), axis=0))
 
 
-def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: torch.device) -> Tuple[FinetuneData, HeadContext]:
+def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: torch.device,
+                run: Dict[str, Any]) -> Tuple[FinetuneData, HeadContext]:
     from clinfusion.datasets.preprocess import TabularPreprocessor
     from clinfusion.encoders.image import create_image_encoder
     from clinfusion.models.io import build_model
@@ -135,11 +135,13 @@ def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: to
 
     data = FinetuneData(cohort, pre, cfg.image, info, cfg.finetune.batch_size,
                         LoaderSettings.from_section(cfg.finetune), device)
-    ctx = HeadContext(data, info, cfg.finetune, fold.train, fold.val, encoder, new_model, new_image_encoder, cfg.seed)
+    ctx = HeadContext(data, info, cfg.finetune, fold.train, fold.val, encoder, new_model, new_image_encoder, cfg.seed,
+                      **run)
     return data, ctx
 
 
 def _save_head(pred: Predictor, run_dir: Path, threshold: Any) -> None:
+    """``classifier/<name>/`` (weights + head.json); rank 0 only."""
     d = run_dir / CLASSIFIER_DIR / pred.name
     d.mkdir(parents=True, exist_ok=True)
     meta = pred.save(d)
@@ -149,7 +151,7 @@ def _save_head(pred: Predictor, run_dir: Path, threshold: Any) -> None:
 
 def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int, device: torch.device,
               collected: Dict[Tuple[str, float], Collected], run_dir: Path, main_fraction: float,
-              log: Callable[[str], None]) -> FinetuneData:
+              log: Callable[[str], None], run: Dict[str, Any]) -> FinetuneData:
     """Train and test every head and baseline at every label fraction on one fold.
 
     Threshold and validation AUROC come from ``fold.val``; test predictions are stored for the
@@ -157,11 +159,12 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
     modality removed, since any of them may be the model chosen on validation.
     """
     cfg = base.cfg
-    data, ctx0 = _fold_setup(base, cohort, info, fold, device)
+    data, ctx0 = _fold_setup(base, cohort, info, fold, device, run)
     names = [(h, HEADS, "head") for h in cfg.finetune.heads] + [(b, BASELINES, "baseline") for b in cfg.finetune.baselines]
     for fraction in cfg.finetune.label_fractions:
         train = fraction_rows(cohort, fold.train, info, data.y, fraction, cfg.seed + fold_i)
-        ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train})
+        work = run_dir / "training" / f"{fold.name}_frac{fraction:g}"  # engine checkpoints + metrics.csv
+        ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train, "work_dir": work})
         for name, registry, kind in names:
             torch.manual_seed(cfg.seed)
             t0 = time.perf_counter()
@@ -183,7 +186,7 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
             col.n_train.append(len(train))
             col.test_rows.append(fold.test)
             col.fold_of_row.update({int(r): fold.name for r in fold.test})
-            if fold_i == 0 and main:
+            if fold_i == 0 and main and run["is_main"]:
                 _save_head(pred, run_dir, thr)
             log(f"{fold.name} fraction {fraction:g}: {name:<14} {len(train)} training rows, "
                 f"validation AUROC {val_auroc:.3f}, test AUROC {fold_metrics.get('auroc', float('nan')):.3f} "
@@ -254,10 +257,14 @@ def format_comparison(comparison: pd.DataFrame) -> str:
 
 
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
-                 show: bool = True) -> Path:
+                 show: bool = True, resume: bool = False) -> Path:
     """Fine-tune heads and baselines and write the run directory; returns its path.
 
     ``show``: print one progress line per trained model and the comparison table at the end.
+    ``resume``: continue an interrupted run in ``out_dir`` (each engine-trained model from its
+    ``training/<fold>_frac<f>/<model>/checkpoints/last``; frozen-embedding heads are refitted,
+    deterministically). Under ``torchrun`` every process runs this function; the engine
+    trains with DDP and rank 0 writes the files.
 
     Raises:
         RunDirError: ``out_dir`` exists without ``overwrite``, or ``pretrained`` is incomplete.
@@ -266,6 +273,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     """
     from clinfusion.config import save_config
     from clinfusion.datasets.builder import load_run_cohort, write_skipped
+    from clinfusion.training.distributed import barrier, setup_distributed
     from clinfusion.training.rundir import prepare_run_dir
 
     if not cfg.finetune.heads:
@@ -275,16 +283,22 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
         HEADS.get(name)
     for name in cfg.finetune.baselines:
         BASELINES.get(name)
-    cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True)  # cohort.on_bad_image applied here
+    dist = setup_distributed(cfg.device)  # no-op outside torchrun
+    main = dist.is_main
+    cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
     info = LabelInfo.from_spec(cohort.labels)
     y = targets_from_cohort(cohort, info)
     rows = np.flatnonzero(labelled(y, info.task))
     folds, split_names = make_folds(cohort, rows, info, base.cfg.split, base.cfg.cohort, base.cfg.finetune,
                                     base.cfg.seed)
-    run_dir = Path(prepare_run_dir(out_dir, overwrite))
-    save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run
-    write_skipped(cohort, run_dir)
-    device = resolve_device(cfg.device)
+    run_dir = Path(out_dir)
+    if main:
+        run_dir = Path(prepare_run_dir(out_dir, overwrite, resume))
+        save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run
+        write_skipped(cohort, run_dir)
+    barrier(dist)
+    device = dist.device
+    run = {"resume": resume, "device_pref": cfg.device, "is_main": main}
     fractions = base.cfg.finetune.label_fractions
     main_fraction = 1.0 if 1.0 in fractions else max(fractions)
     collected: Dict[Tuple[str, float], Collected] = {}
@@ -293,12 +307,24 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
         warnings.simplefilter("ignore", UserWarning)
         for i, fold in enumerate(folds):
             data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, main_fraction,
-                             log=(lambda m: print(m, flush=True)) if show else (lambda m: None))
+                             (lambda m: print(m, flush=True)) if show and main else (lambda m: None), run)
             if i == 0:
                 first_data = data
-                first_data.preprocessor.save(run_dir / "preprocessing.json")
+                if main:
+                    first_data.preprocessor.save(run_dir / "preprocessing.json")
     primary = (select_on_validation(collected, list(base.cfg.finetune.heads), main_fraction), main_fraction)
     metrics, comparison, preds = _summaries(collected, first_data, info, base.cfg, primary, len(folds) > 1)
+    if main:
+        _write_outputs(run_dir, first_data, rows, split_names, metrics, comparison, preds, primary[0], base, info,
+                       pretrained, cohort, folds, show)
+    barrier(dist)
+    return run_dir
+
+
+def _write_outputs(run_dir: Path, first_data: FinetuneData, rows: np.ndarray, split_names: np.ndarray,
+                   metrics: Dict[str, float], comparison: pd.DataFrame, preds: pd.DataFrame, primary: str, base: Base,
+                   info: LabelInfo, pretrained: Optional[str], cohort: Any, folds: List[Fold], show: bool) -> None:
+    """splits.csv, metrics.json, predictions.csv, comparison.csv, classifier/meta.json, report.html."""
 
     from clinfusion.datasets.splits import save_splits
 
@@ -306,13 +332,12 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     (run_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
     preds.to_csv(run_dir / "predictions.csv", index=False)
     comparison.to_csv(run_dir / "comparison.csv", index=False)
-    meta = {"primary": primary[0], "heads": list(base.cfg.finetune.heads), "label": info.to_dict(),
+    meta = {"primary": primary, "heads": list(base.cfg.finetune.heads), "label": info.to_dict(),
             "spatial_dims": base.cfg.image.spatial_dims, "in_channels": base.cfg.image.channels,
             "pretrained": str(pretrained) if pretrained else None}
     (run_dir / CLASSIFIER_DIR / META).write_text(json.dumps(meta, indent=2))
     from clinfusion.downstream.report import finetune_report
 
-    finetune_report(run_dir, cohort, info, folds, metrics, comparison, preds, base.cfg, primary[0])
+    finetune_report(run_dir, cohort, info, folds, metrics, comparison, preds, base.cfg, primary)
     if show:
         print(format_comparison(comparison))
-    return run_dir

@@ -68,6 +68,9 @@ class FusedClassifier(nn.Module):
                                          modality_mask)
         return self.head(FEATURES[self.features](out))
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.model.set_grad_checkpointing(enable)
+
     def forward_batch(self, batch: Dict[str, Tensor]) -> Tensor:
         """Batch dict -> logits ``[B, K]``."""
         return self(*(batch[k] for k in INPUT_KEYS))

@@ -1,9 +1,22 @@
-"""The training loop: optimisation, precision, accumulation, DDP, checkpoints, logging.
+"""The one training loop: optimisation, precision, accumulation, DDP, checkpoints, logging.
 
-``Trainer(task, cfg.pretrain, run_dir, device="auto", seed=0)`` trains any ``task``
-module whose ``forward(batch) -> {"loss": [], "<name>_loss": [] ...}`` (e.g.
-:class:`clinfusion.models.PretrainTask`; ``task.model`` holds the weights saved as
-``model.safetensors``, ``task.after_step()`` is called after each optimizer step).
+``Trainer(task, section, run_dir, device="auto", seed=0)`` trains any ``task`` module whose
+``forward(batch) -> {"loss": [], "<name>_loss": [] ...}``: pretraining
+(:class:`clinfusion.models.PretrainTask`, ``section = cfg.pretrain``), fine-tuning
+(:class:`clinfusion.downstream.neural.ClassifierTask`, ``section = cfg.finetune``) and the
+federated local rounds. ``task.model`` holds the weights saved as ``model.safetensors``;
+``task.after_step()`` (optional) runs after each optimizer step. The task owns model and
+loss; the loop only does optimisation, precision, checkpoints and logging.
+
+The section gives the engine keys ``epochs, batch_size, lr, weight_decay, warmup_epochs,
+grad_accum, grad_clip, precision, grad_checkpointing, num_workers, pin_memory,
+checkpoint_every_steps, log_every, progress`` (``checkpoint_every``: epochs, default 1).
+
+Model selection: after each epoch the validation rows give the mean loss terms
+(:meth:`Trainer.evaluate`) plus, optionally, ``val_metrics(trainer) -> {name: value}``
+(e.g. AUROC); ``monitor`` / ``maximize`` name the value that picks ``checkpoints/best``
+(default: the lowest validation loss) and ``patience`` stops after that many epochs
+without improvement (early stopping). :meth:`Trainer.load_best` restores the kept weights.
 
 Reproducibility: the data order of epoch ``e`` depends only on ``(seed, e)`` (a fresh
 seeded loader / ``DistributedSampler.set_epoch`` per epoch). A checkpoint stores the
@@ -19,17 +32,17 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from clinfusion.config.schema import PretrainConfig
 from clinfusion.errors import ConfigError, TrainingError
 from clinfusion.training import distributed as D
-from clinfusion.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint, set_rng_state
+from clinfusion.training.checkpoint import (MODEL_FILE, load_checkpoint, resolve_checkpoint, save_checkpoint,
+                                           set_rng_state)
 from clinfusion.training.logging import MetricsLogger
 from clinfusion.training.schedule import build_optimizer, build_scheduler, param_groups
 
@@ -41,7 +54,9 @@ class Progress:
     epoch: int = 0  # epoch being run (0-based)
     step: int = 0  # optimizer steps done in total
     step_in_epoch: int = 0  # batches of `epoch` already consumed
-    best: float = math.inf  # lowest validation (or train) loss so far
+    best: float = math.inf  # best monitored validation value so far (negated when maximised)
+    bad_epochs: int = 0  # epochs since the best one (early stopping)
+    stopped: bool = False  # early stopping ended the run
 
 
 class _Window:
@@ -87,11 +102,20 @@ class Trainer:
             checkpoint of that step).
         epoch_end: called with ``(trainer, epoch)`` after each epoch's validation
             (e.g. retrieval metrics), on every rank.
+        groups: optimizer parameter groups (default ``param_groups(task, cfg.weight_decay)``:
+            no decay on norms and biases); a group's own ``lr`` overrides ``cfg.lr``.
+        val_metrics: ``(trainer) -> {name: value}`` computed after each epoch on every rank
+            (identical on all ranks), logged on the ``val`` row of metrics.csv.
+        monitor, maximize: the validation value choosing ``checkpoints/best``.
+        patience: stop after this many epochs without a better ``monitor`` (None: never).
     """
 
-    def __init__(self, task: nn.Module, cfg: PretrainConfig, run_dir: str | Path, device: str = "auto",
+    def __init__(self, task: nn.Module, cfg: Any, run_dir: str | Path, device: str = "auto",
                  seed: int = 0, step_callbacks: Sequence[StepCallback] = (),
-                 epoch_end: Optional[Callable[["Trainer", int], None]] = None) -> None:
+                 epoch_end: Optional[Callable[["Trainer", int], None]] = None,
+                 groups: Optional[List[dict]] = None,
+                 val_metrics: Optional[Callable[["Trainer"], Dict[str, float]]] = None,
+                 monitor: str = "loss", maximize: bool = False, patience: Optional[int] = None) -> None:
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.dist = D.setup_distributed(device)
         self.device = self.dist.device
@@ -99,8 +123,10 @@ class Trainer:
         if cfg.grad_checkpointing:
             task.model.set_grad_checkpointing(True)
         self.step_callbacks, self.epoch_end = list(step_callbacks), epoch_end
+        self.val_metrics, self.monitor, self.maximize, self.patience = val_metrics, monitor, maximize, patience
         self.dtype = self._precision()
-        self.optimizer = build_optimizer(param_groups(task, cfg.weight_decay), cfg.lr)
+        self.optimizer = build_optimizer(groups if groups is not None else param_groups(task, cfg.weight_decay),
+                                         cfg.lr)
         self.scheduler: Any = None
         self.progress = Progress()
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -179,7 +205,8 @@ class Trainer:
         if extra.get("task_state"):
             self.task.load_state_dict(extra["task_state"], strict=False)
         self.progress = Progress(state["epoch"], state["step"], int(extra.get("step_in_epoch", 0)),
-                                 float(extra.get("best", math.inf)))
+                                 float(extra.get("best", math.inf)), int(extra.get("bad_epochs", 0)),
+                                 bool(extra.get("stopped", False)))
         self._resume_rng = state["rng"]
 
     # ------------------------------------------------------------------ checkpoints
@@ -187,7 +214,8 @@ class Trainer:
         """Write ``checkpoints/<name>`` (rank 0) with the current progress."""
         p = self.progress
         task_state = {k: v for k, v in self.task.state_dict().items() if not k.startswith("model.")}
-        extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "seed": self.seed, "task_state": task_state}
+        extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "bad_epochs": p.bad_epochs, "stopped": p.stopped,
+                 "seed": self.seed, "task_state": task_state}
         path = self.ckpt_dir / name
         if self.dist.is_main:
             save_checkpoint(path, self.task.model, self.optimizer, self.scheduler, None, p.step, p.epoch, extra)
@@ -199,15 +227,30 @@ class Trainer:
         where = str(last) if last is not None else "none (no checkpoint was written yet)"
         what = "NaN" if bool(torch.isnan(loss)) else "inf"
         return TrainingError(f"loss became {what} at step {self.progress.step + 1} (epoch {self.progress.epoch}); "
-                             f"last good checkpoint: {where}; lower pretrain.lr or check the inputs")
+                             f"last good checkpoint: {where}; lower {self.section}.lr or check the inputs")
+
+    @property
+    def section(self) -> str:
+        """Name of the config section driving this run (for messages)."""
+        return "finetune" if hasattr(self.cfg, "heads") else "pretrain"
+
+    def load_best(self) -> Path:
+        """Load ``checkpoints/best`` (else ``last``) into ``task.model``; returns its folder."""
+        from clinfusion.training.checkpoint import load_weights
+
+        path = resolve_checkpoint(self.ckpt_dir / "best") or resolve_checkpoint(self.ckpt_dir / "last")
+        if path is None:
+            raise TrainingError(f"no checkpoint in {self.ckpt_dir}: train first")
+        load_weights(path / MODEL_FILE, self.task.model, self.device)
+        return path
 
     # ------------------------------------------------------------------ loops
     def fit(self, train_ds: Dataset, val_ds: Optional[Dataset] = None, resume: bool = False) -> Progress:
         """Train for ``cfg.epochs`` epochs (continuing from ``checkpoints/last`` if ``resume``)."""
         n_batches = len(self.loader(train_ds, 0, True))
         if n_batches == 0:
-            raise TrainingError(f"no full training batch: {len(train_ds)} rows per process < pretrain.batch_size="
-                                f"{self.cfg.batch_size}; lower pretrain.batch_size")
+            raise TrainingError(f"no full training batch: {len(train_ds)} rows per process < {self.section}.batch_size="
+                                f"{self.cfg.batch_size}; lower {self.section}.batch_size")
         per_epoch = self._steps_per_epoch(n_batches)
         self.scheduler = build_scheduler(self.optimizer, int(round(self.cfg.warmup_epochs * per_epoch)),
                                          per_epoch * self.cfg.epochs)
@@ -215,7 +258,7 @@ class Trainer:
             self._resume()
         self.logger = MetricsLogger(self.run_dir, self.dist.is_main, self.progress.step if resume else None)
         try:
-            while self.progress.epoch < self.cfg.epochs:
+            while self.progress.epoch < self.cfg.epochs and not self.progress.stopped:
                 self._train_epoch(self.loader(train_ds, self.progress.epoch, True))
                 self._end_epoch(val_ds)
         finally:
@@ -325,16 +368,26 @@ class Trainer:
 
     def _end_epoch(self, val_ds: Optional[Dataset]) -> None:
         p = self.progress
-        score = math.inf
+        vals: Dict[str, float] = {}
         if val_ds is not None and len(val_ds) > 1:
             vals = self.evaluate(val_ds)
+            if self.val_metrics is not None:
+                vals.update(self.val_metrics(self))
             self.logger.log(p.epoch, p.step, "val", vals)
-            score = vals.get("loss", math.inf)
         if self.epoch_end is not None:
             self.epoch_end(self, p.epoch)
         p.epoch, p.step_in_epoch = p.epoch + 1, 0
-        if score < p.best or math.isinf(score):  # no validation set: best = latest
-            p.best = min(p.best, score)
+        score = float(vals.get(self.monitor, math.inf))
+        score = -score if self.maximize else score
+        if not math.isfinite(score):  # no validation (or an undefined value): best = latest
             self.save("best")
-        if p.epoch % self.cfg.checkpoint_every == 0 or p.epoch == self.cfg.epochs:
+        elif score < p.best:
+            p.best, p.bad_epochs = score, 0
+            self.save("best")
+        else:
+            p.bad_epochs += 1
+            if self.patience is not None and p.bad_epochs >= self.patience:
+                p.stopped = True
+        every = getattr(self.cfg, "checkpoint_every", 1)
+        if p.epoch % every == 0 or p.epoch == self.cfg.epochs or p.stopped:
             self.save("last")

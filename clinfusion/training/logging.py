@@ -2,8 +2,9 @@
 TensorBoard (``tensorboard/``), written by rank 0 only.
 
 CSV columns: ``epoch, step, split, loss, <term>_loss..., itm_acc, lr, samples_per_s, data_wait_s,
-compute_s`` (``data_wait_s`` / ``compute_s``: seconds per step spent waiting for the
-loader vs. running forward/backward/step, averaged over the logged window).
+compute_s, auroc`` (``data_wait_s`` / ``compute_s``: seconds per step spent waiting for the
+loader vs. running forward/backward/step, averaged over the logged window; ``auroc`` on the
+validation rows of a fine-tuning run).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Dict, List, Optional
 LOSS_TERMS = ("clip_loss", "simclr_loss", "byol_loss", "scarf_loss", "masked_features_loss", "itm_loss",
               "masked_fused_loss", "mae_loss")
 ACCURACIES = ("itm_acc",)  # image-table matching accuracy (true pairs vs hard negatives)
-COLUMNS = ("epoch", "step", "split", "loss") + LOSS_TERMS + ACCURACIES + ("lr", "samples_per_s", "data_wait_s", "compute_s")
+METRICS = ("auroc",)  # validation AUROC of a fine-tuned model (clinfusion.downstream.neural)
+COLUMNS = ("epoch", "step", "split", "loss") + LOSS_TERMS + ACCURACIES + ("lr", "samples_per_s", "data_wait_s",
+                                                                         "compute_s") + METRICS
 
 
 class MetricsLogger:

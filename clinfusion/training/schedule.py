@@ -1,33 +1,61 @@
-"""Optimiser and learning-rate schedule: AdamW (Loshchilov & Hutter 2019) with linear
-warm-up then cosine decay to zero (Loshchilov & Hutter 2017, SGDR)."""
+"""Optimiser and learning-rate schedule shared by pretraining and fine-tuning.
+
+AdamW (Loshchilov & Hutter 2019) over :func:`param_groups` (no weight decay on norms,
+biases and other 1-d parameters; optional learning rate per sub-module), with linear
+warm-up then cosine decay to zero (Loshchilov & Hutter 2017, SGDR) from
+``transformers.get_cosine_schedule_with_warmup``.
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
 
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based): ``(step+1)/warmup`` during
-    warm-up, then ``0.5 (1 + cos(pi * progress))``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
-    """No weight decay on biases, norms, embeddings of size-1 dims and scalars (common practice)."""
-    decay, no_decay = [], []
-    for _, p in module.named_parameters():
+def no_decay_names(module: nn.Module) -> set:
+    """Names of the parameters that get no weight decay: biases, every parameter of a
+    normalisation layer, and any parameter with at most one dimension (scales, tokens'
+    1-d offsets, the CLIP logit scale)."""
+    out = set()
+    for mod_name, mod in module.named_modules():
+        for p_name, p in mod.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if isinstance(mod, NORM_TYPES) or p_name.endswith("bias") or p.ndim <= 1:
+                out.add(full)
+    return out
+
+
+def param_groups(module: nn.Module, weight_decay: float,
+                 lr_by_prefix: Optional[Dict[str, float]] = None) -> List[dict]:
+    """AdamW parameter groups of the trainable parameters of ``module``.
+
+    Args:
+        weight_decay: applied to every parameter but those of :func:`no_decay_names`.
+        lr_by_prefix: optional ``{name prefix: learning rate}`` (e.g. ``{"model.model.": 1e-4}``
+            for discriminative fine-tuning; Howard & Ruder 2018); the first matching prefix wins,
+            other parameters use the optimizer's default ``lr``.
+
+    Returns:
+        non-empty groups ``{"params", "weight_decay"[, "lr"]}``, decayed ones first.
+    """
+    skip = no_decay_names(module)
+    groups: Dict[tuple, List[nn.Parameter]] = {}
+    for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        lr = next((v for k, v in (lr_by_prefix or {}).items() if name.startswith(k)), None)
+        groups.setdefault((name in skip, lr), []).append(p)
+    out = []
+    for (no_decay, lr), params in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0.0)):
+        g = {"params": params, "weight_decay": 0.0 if no_decay else weight_decay}
+        if lr is not None:
+            g["lr"] = lr
+        out.append(g)
+    return out
 
 
 def build_optimizer(params: Iterable, lr: float) -> torch.optim.Optimizer:
@@ -35,5 +63,8 @@ def build_optimizer(params: Iterable, lr: float) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """``LambdaLR`` over :func:`warmup_cosine` (stepped once per optimizer step)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps))
+    """Linear warm-up over ``warmup_steps`` then cosine decay to 0 at ``total_steps``
+    (``transformers.get_cosine_schedule_with_warmup``; stepped once per optimizer step)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, warmup_steps, max(total_steps, 1))

@@ -83,3 +83,16 @@ def test_evaluate_missing_columns_as_missing_when_configured(finetuned, synth, t
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == len(pd.read_csv(table)) and 0.0 <= metrics["auroc"] <= 1.0
     assert not any(k.startswith("subgroup/sex=") for k in metrics)  # the column is gone
+
+
+def test_evaluate_without_cohort_scores_the_test_split_only(finetuned, tmp_path, capsys):
+    from clinfusion.downstream.evaluate import run_evaluate
+
+    out = run_evaluate(finetuned[0], None, tmp_path / "eval")
+    assert "only the run's test split is scored (test:" in capsys.readouterr().out
+    splits = pd.read_csv(finetuned[0] / "splits.csv", dtype=str)
+    preds = pd.read_csv(out / "predictions.csv", dtype={"id": str})
+    assert sorted(preds["id"]) == sorted(splits.loc[splits["split"] == "test", "id"])
+    # the same rows and model as the fine-tuning run's own test predictions
+    ft = pd.read_csv(finetuned[0] / "predictions.csv", dtype={"id": str}).set_index("id")
+    assert np.allclose(preds.set_index("id").loc[ft.index, "prob_1"], ft["prob_1"], atol=1e-5)

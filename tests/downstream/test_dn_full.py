@@ -25,7 +25,7 @@ def test_full_head_freezes_named_modules(dn_cfg, tmp_path):
 
 
 def test_unknown_freeze_name_lists_modules():
-    from clinfusion.downstream.heads.full import apply_freeze
+    from clinfusion.downstream.neural import apply_freeze
 
     model = torch.nn.Sequential()
     model.add_module("image_encoder", torch.nn.Linear(2, 2))

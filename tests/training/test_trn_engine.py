@@ -118,3 +118,65 @@ def test_resume_with_another_seed_is_refused(tmp_path):
         Trainer(_NanAfter(bad=-1), more, tmp_path, device="cpu", seed=1).fit(_Toy(), resume=True)
     done = Trainer(_NanAfter(bad=-1), more, tmp_path, device="cpu", seed=0).fit(_Toy(), resume=True)
     assert (done.epoch, done.step) == (2, 8)  # continued from step 4
+
+
+def test_weight_decay_skips_norms_and_biases():
+    from clinfusion.training.schedule import param_groups
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Conv1d(4, 2, 1), nn.BatchNorm1d(2))
+    net[2].weight.requires_grad_(True)
+    groups = param_groups(net, 0.1, {"2.": 5e-3})
+    by_id = {id(p): g for g in groups for p in g["params"]}
+    # decayed: the Linear and Conv weights only; norms (weight and bias) and every bias: none
+    assert by_id[id(net[0].weight)]["weight_decay"] == 0.1 and by_id[id(net[2].weight)]["weight_decay"] == 0.1
+    for p in (net[0].bias, net[1].weight, net[1].bias, net[2].bias, net[3].weight, net[3].bias):
+        assert by_id[id(p)]["weight_decay"] == 0.0
+    # per-prefix learning rate: module "2" (the conv) only
+    assert by_id[id(net[2].weight)]["lr"] == 5e-3 and by_id[id(net[2].bias)]["lr"] == 5e-3
+    assert "lr" not in by_id[id(net[0].weight)]
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+
+
+def test_schedule_is_linear_warmup_then_cosine():
+    from clinfusion.training.schedule import build_scheduler
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched = build_scheduler(opt, warmup_steps=4, total_steps=12)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # reference by hand: step s < 4 -> 2 * s / 4; then 2 * 0.5 * (1 + cos(pi * (s - 4) / 8))
+    import math
+
+    ref = [2.0 * s / 4 for s in range(4)] + [2.0 * 0.5 * (1 + math.cos(math.pi * (s - 4) / 8)) for s in range(4, 12)]
+    assert lrs == pytest.approx(ref, abs=1e-9)
+
+
+def test_best_checkpoint_follows_a_maximised_metric_and_early_stopping_stops(tmp_path):
+    scores = iter([0.6, 0.8, 0.7, 0.75, 0.9, 0.95])  # best at epoch 2 (0-based 1); no better for 2 epochs -> stop
+
+    def val_metrics(trainer):
+        return {"auroc": next(scores)}
+
+    cfg = PretrainConfig(epochs=6, batch_size=4, progress=False)
+    trainer = Trainer(_NanAfter(bad=-1), cfg, tmp_path, device="cpu", val_metrics=val_metrics, monitor="auroc",
+                      maximize=True, patience=2)
+    done = trainer.fit(_Toy(), _Toy())
+    assert done.stopped and done.epoch == 4  # epochs 1..4 ran, 3 and 4 without improvement
+    best = torch.load(tmp_path / "checkpoints" / "best" / "state.pt", weights_only=True)
+    assert best["epoch"] == 2  # saved after the epoch scoring 0.8
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r["split"] == "val"]
+    assert [float(r["auroc"]) for r in rows] == [0.6, 0.8, 0.7, 0.75]
+    # the kept weights are the best epoch's
+    w_last = trainer.task.model.weight.detach().clone()
+    trainer.load_best()
+    from safetensors.torch import load_file
+
+    ref = load_file(str(tmp_path / "checkpoints" / "best" / "model.safetensors"))
+    assert torch.equal(trainer.task.model.weight.detach(), ref["weight"]) and not torch.equal(w_last, ref["weight"])
+    # resuming a stopped run trains nothing more
+    again = Trainer(_NanAfter(bad=-1), cfg, tmp_path, device="cpu", val_metrics=val_metrics, monitor="auroc",
+                    maximize=True, patience=2).fit(_Toy(), _Toy(), resume=True)
+    assert again.epoch == 4 and again.step == done.step

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -35,6 +35,10 @@ class HeadContext:
     new_model: Callable[[], torch.nn.Module]  # a freshly initialised MultimodalModel
     new_image_encoder: Callable[[], torch.nn.Module]  # a freshly initialised ImageEncoder
     seed: int = 0
+    work_dir: Optional[Path] = None  # engine-trained models: checkpoints + metrics.csv under <work_dir>/<name>/
+    resume: bool = False  # continue engine training from <work_dir>/<name>/checkpoints/last
+    device_pref: str = "auto"  # the run's `device` (the engine places each process under torchrun)
+    is_main: bool = True  # rank 0 (writes files)
 
     def encoder_copy(self) -> torch.nn.Module:
         return copy.deepcopy(self.encoder)

@@ -17,9 +17,17 @@ from safetensors.torch import save_model
 from clinfusion.downstream.data import FinetuneData
 from clinfusion.downstream.heads.base import Predictor
 from clinfusion.downstream.task import to_probs
-from clinfusion.downstream.trainer import predict_on_batches
 
 WEIGHTS = "model.safetensors"
+
+
+@torch.no_grad()
+def predict_on_batches(module: torch.nn.Module, data: FinetuneData, rows: np.ndarray, forward, task: str,
+                       variant: str = "all") -> np.ndarray:
+    """Probabilities ``[len(rows), K_out]`` of ``forward(batch) -> logits`` in row order."""
+    module.eval()
+    out = [to_probs(forward(b), task) for b, _ in data.batches(rows, variant)]
+    return np.concatenate(out) if out else np.zeros((0, 1))
 
 
 def make_classifier(model: torch.nn.Module, num_outputs: int, head: str, hidden: int,

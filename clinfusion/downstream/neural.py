@@ -1,0 +1,235 @@
+"""Models trained by the engine: the ``mlp`` and ``full`` heads, the ``image_only`` and
+``fused_scratch`` baselines.
+
+Each one is a network with ``forward_batch(batch) -> logits [B, K_out]`` wrapped in a
+:class:`ClassifierTask` (network + loss) and optimised by
+:class:`clinfusion.training.engine.Trainer`, the same loop as pretraining: DDP under
+torchrun, bf16 autocast, accumulation, atomic checkpoints with exact ``--resume``,
+``metrics.csv`` (train loss, validation loss and AUROC per epoch) in
+``<run>/training/<fold>_frac<fraction>/<model>/``. The kept weights are those of the epoch
+with the best validation AUROC (``finetune.early_stopping``: stop after that many epochs
+without improvement); test rows never take part.
+
+* ``full``: a copy of the (pre)trained :class:`MultimodalModel` + linear head, encoders at
+  ``finetune.encoder_lr`` and the head at ``finetune.lr`` (Howard & Ruder 2018);
+  ``finetune.freeze`` names modules kept fixed.
+* ``fused_scratch``: the same, randomly initialised (what pretraining bought).
+* ``image_only``: the image encoder architecture from scratch + linear layer, on the
+  training rows that have an image.
+* ``mlp``: one hidden layer (``finetune.mlp_hidden``) on the frozen fused embeddings
+  (computed once; the engine trains the head on them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from clinfusion.downstream.data import FinetuneData
+from clinfusion.downstream.heads.base import BASELINES, HEADS, HeadContext, Predictor
+from clinfusion.downstream.heads.fused import FusedPredictor, make_classifier, predict_on_batches
+from clinfusion.downstream.task import loss_fn, to_probs
+from clinfusion.errors import ConfigError
+
+
+class ClassifierTask(nn.Module):
+    """Network + loss for the engine: ``forward(batch) -> {"loss": []}``.
+
+    ``batch["target"]`` holds the targets of the label kind (binary ``[B]`` 0/1, multiclass
+    ``[B]`` index, multilabel ``[B, K]`` with NaN = unlabelled); the loss is
+    :func:`clinfusion.downstream.task.loss_fn` on ``model.forward_batch(batch) [B, K_out]``.
+    """
+
+    def __init__(self, model: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.model, self.kind = model, kind
+
+    def forward(self, batch: Dict[str, Any]) -> Dict[str, Tensor]:
+        return {"loss": loss_fn(self.model.forward_batch(batch).float(), batch["target"], self.kind)}
+
+
+class _WithTargets(Dataset):
+    """Samples of ``base`` (batch layout) plus ``target`` from the cohort targets."""
+
+    def __init__(self, base: Dataset, y: np.ndarray) -> None:
+        self.base, self.y = base, torch.as_tensor(np.asarray(y, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        sample, _ = self.base[i]
+        return {**sample, "target": self.y[i]}
+
+
+class _Embeddings(Dataset):
+    """Frozen embeddings ``x [D]`` with their ``target`` (the mlp head's training rows)."""
+
+    def __init__(self, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        self.ids, self.x = ids, torch.as_tensor(x, dtype=torch.float32)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        return {"id": str(self.ids[i]), "x": self.x[i], "target": self.y[i]}
+
+
+class EmbeddingHead(nn.Module):
+    """``head`` on precomputed embeddings: ``forward_batch(batch) = head(batch["x"] [B, D])``."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward_batch(self, batch: Dict[str, Tensor]) -> Tensor:
+        return self.head(batch["x"])
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        pass  # nothing to checkpoint in a small head
+
+
+def cohort_dataset(data: FinetuneData, rows: np.ndarray) -> Dataset:
+    """The cohort rows as engine samples (batch layout + ``target``)."""
+    return _WithTargets(data.dataset(rows), data.y[rows])
+
+
+def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset, val: Dataset,
+                    lr_by_prefix: Optional[Dict[str, float]] = None) -> nn.Module:
+    """Train ``net`` with the engine on ``train``; keep the epoch with the best validation AUROC.
+
+    Returns ``net`` with the kept weights, in eval mode.
+    """
+    from clinfusion.downstream.metrics import compute_metrics
+    from clinfusion.training.engine import Trainer, move
+    from clinfusion.training.schedule import param_groups
+
+    cfg = ctx.cfg
+    task = ClassifierTask(net, ctx.info.task)
+    groups = param_groups(task, cfg.weight_decay, lr_by_prefix)
+    if not groups:
+        return net.eval()
+    work = Path(ctx.work_dir) / name
+    if ctx.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+
+    @torch.no_grad()
+    def val_auroc(trainer: Trainer) -> Dict[str, float]:
+        if len(val) < 2:
+            return {}
+        trainer.task.eval()
+        ys, ps = [], []
+        for batch in trainer.loader(val, trainer.progress.epoch, False, shard=False):
+            with trainer._autocast():
+                logits = trainer.task.model.forward_batch(move(batch, trainer.device))
+            ps.append(to_probs(logits, ctx.info.task))
+            ys.append(batch["target"].numpy())
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        return {"auroc": compute_metrics(y, p[:, 0] if ctx.info.task == "binary" else p, ctx.info.task)["auroc"]}
+
+    trainer = Trainer(task, cfg, work, device=ctx.device_pref, seed=ctx.seed, groups=groups,
+                      val_metrics=val_auroc, monitor="auroc", maximize=True, patience=cfg.early_stopping)
+    if len(train) < cfg.batch_size * trainer.dist.world_size:
+        raise ConfigError(f"finetune.batch_size={cfg.batch_size} is larger than the {len(train)} training rows of "
+                          f"{name!r}: lower finetune.batch_size")
+    trainer.fit(train, val, resume=ctx.resume)
+    trainer.load_best()
+    return net.eval()
+
+
+def _end_to_end(ctx: HeadContext, model: nn.Module, name: str) -> FusedPredictor:
+    model.requires_grad_(True)  # a copy of a frozen encoder carries requires_grad=False
+    clf = make_classifier(model, ctx.info.num_outputs, "linear", ctx.cfg.mlp_hidden, freeze_encoders=False)
+    apply_freeze(clf.model, ctx.cfg.freeze)
+    fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows), cohort_dataset(ctx.data, ctx.val_rows),
+                    {"model.model.": ctx.cfg.encoder_lr})
+    return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.task, "linear", ctx.cfg.mlp_hidden, frozen=False)
+
+
+def apply_freeze(model: nn.Module, names: List[str]) -> None:
+    """Freeze every parameter under a module whose dotted path equals or ends with a name.
+
+    Unknown names raise ConfigError listing the model's top-level modules.
+    """
+    modules = dict(model.named_modules())
+    for name in names:
+        hits = [m for path, m in modules.items() if path and (path == name or path.endswith("." + name))]
+        if not hits:
+            top = sorted({p.split(".")[0] for p in modules if p})
+            raise ConfigError(f"finetune.freeze: no module named {name!r}; top-level modules: {', '.join(top)}")
+        for m in hits:
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+@HEADS.register("full")
+def full(ctx: HeadContext) -> FusedPredictor:
+    """Fine-tune a copy of the (pre)trained model end-to-end."""
+    return _end_to_end(ctx, ctx.encoder_copy(), "full")
+
+
+@BASELINES.register("fused_scratch")
+def fused_scratch(ctx: HeadContext) -> FusedPredictor:
+    """The fused model randomly initialised, trained end-to-end like ``full``."""
+    return _end_to_end(ctx, ctx.new_model(), "fused_scratch")
+
+
+@HEADS.register("mlp")
+def mlp(ctx: HeadContext) -> FusedPredictor:
+    """One-hidden-layer MLP on the frozen fused embedding."""
+    data = ctx.data
+    clf = make_classifier(ctx.encoder, ctx.info.num_outputs, "mlp", ctx.cfg.mlp_hidden, freeze_encoders=True)
+
+    def rows(r: np.ndarray) -> Dataset:
+        return _Embeddings(data.ids[r], data.embed(clf.model, r), data.y[r])
+
+    fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", rows(ctx.train_rows), rows(ctx.val_rows))
+    return FusedPredictor("mlp", clf.to(data.device).eval(), ctx.info.task, "mlp", ctx.cfg.mlp_hidden, frozen=True)
+
+
+class ImageOnlyNet(nn.Module):
+    def __init__(self, encoder: nn.Module, num_outputs: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.fc = nn.Linear(encoder.embed_dim, num_outputs)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """``image [B, C, *S]`` -> logits ``[B, K_out]``."""
+        return self.fc(self.encoder.forward_features(image))
+
+    def forward_batch(self, batch: Dict[str, Tensor]) -> Tensor:
+        return self(batch["image"])
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.encoder.set_grad_checkpointing(enable)
+
+
+class ImageOnly(Predictor):
+    variants = False
+
+    def __init__(self, net: ImageOnlyNet, task: str) -> None:
+        self.name, self.net, self.task = "image_only", net, task
+
+    def predict(self, data: FinetuneData, rows: np.ndarray, variant: str = "all") -> np.ndarray:
+        return predict_on_batches(self.net, data, rows, self.net.forward_batch, self.task, variant)
+
+
+@BASELINES.register("image_only")
+def image_only(ctx: HeadContext) -> ImageOnly:
+    """The image encoder architecture trained supervised from scratch, on rows with an image
+    (rows without one are predicted from a blank image)."""
+    data = ctx.data
+    net = ImageOnlyNet(ctx.new_image_encoder(), ctx.info.num_outputs)
+    has_image = np.asarray([p is not None for p in data.cohort.image_paths])
+    train = ctx.train_rows[has_image[ctx.train_rows]]
+    val = ctx.val_rows[has_image[ctx.val_rows]]
+    if len(train) == 0:
+        train = ctx.train_rows
+    fit_with_engine(ctx, net, "image_only", cohort_dataset(data, train), cohort_dataset(data, val))
+    return ImageOnly(net.to(data.device), ctx.info.task)

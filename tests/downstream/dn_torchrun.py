@@ -1,0 +1,64 @@
+"""Launch the real CLI under ``torchrun`` (2 CPU processes, gloo) and kill it mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def torchrun_cmd(args: List[str], nproc: int = 2) -> List[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node N -m clinfusion.cli.main ARGS``."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "clinfusion.cli.main", *args]
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def run_torchrun(args: List[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run to the end; returns the completed process (stdout + stderr in ``.stdout``)."""
+    return subprocess.run(torchrun_cmd(args), env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+
+
+def kill_when(args: List[str], ready: Callable[[], bool], timeout: float = 600, poll: float = 0.02) -> bool:
+    """Start the run and SIGKILL its whole process group as soon as ``ready()`` is True.
+
+    Returns True when it was killed, False when it ended first.
+    """
+    proc = subprocess.Popen(torchrun_cmd(args), env=_env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    try:
+        while proc.poll() is None and time.time() - t0 < timeout:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(poll)
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def checkpoint_step(ckpt: Path) -> Optional[tuple]:
+    """``(step, step_in_epoch)`` of ``ckpt/state.pt``, None while absent or being swapped in."""
+    import torch
+
+    try:
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+    except Exception:
+        return None
+    return int(state["step"]), int(state["extra"].get("step_in_epoch", 0))
