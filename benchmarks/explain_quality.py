@@ -78,7 +78,7 @@ def _evaluate(run_dir: Path, synth: Any, device: torch.device) -> Dict[str, Any]
     from sklearn.metrics import roc_auc_score
 
     from clinfusion.datasets.synthetic import oracle_scores
-    from clinfusion.downstream.external import prepare_external
+    from clinfusion.downstream.inference import prepare_external
     from clinfusion.explain.adapter import explainable_from_classifier
     from clinfusion.explain.faithfulness import deletion_insertion, randomization_check
     from clinfusion.explain.global_views import rank_features

@@ -124,7 +124,7 @@ def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, boo
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from clinfusion.downstream.bootstrap import bootstrap_ci
+    from clinfusion.downstream.evaluation import bootstrap_ci
     from clinfusion.training.embed import run_embed
 
     emb = pd.read_parquet(run_embed(run, str(table), run / "probe_embeddings.parquet", device="cpu"))

@@ -135,7 +135,7 @@ def evaluate(run: PathLike, out: PathLike, cohort: Optional[PathLike] = None, ov
     """Score a fine-tuned run (on ``cohort``, default: the run's own table); metrics also written to ``out``."""
     import json
 
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     folder = run_evaluate(run, None if cohort is None else str(cohort), out, overwrite=overwrite,
                           overrides=list(overrides))
@@ -147,7 +147,7 @@ def predict(run: PathLike, out: Optional[PathLike] = None, cohort: Optional[Path
     """Class probabilities (``id, patient, prob_<class>..., predicted``) as a DataFrame; CSV at ``out`` when given."""
     import pandas as pd
 
-    from clinfusion.downstream.predict import run_predict
+    from clinfusion.downstream.inference import run_predict
 
     table = None if cohort is None else str(cohort)
     if out is not None:

@@ -20,6 +20,8 @@ from clinfusion.errors import ConfigError
 NAMED_KEYS: Dict[str, str] = {
     "model.fusion.name": "clinfusion.fusion:FUSIONS",
     "model.image_encoder.name": "clinfusion.encoders.image:IMAGE_ENCODERS",
+    "finetune.heads": "clinfusion.downstream.models:HEADS",
+    "finetune.baselines": "clinfusion.downstream.models:BASELINES",
 }
 
 

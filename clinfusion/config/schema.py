@@ -206,13 +206,13 @@ class ProbeConfig(Section):
 
 
 class FinetuneConfig(Section):
-    # heads (kind head, saved in classifier/): linear = probe on the fused embedding, linear_image /
-    # linear_table / linear_concat = probes on the image / table / [image, table] embeddings, mlp, full, lightgbm
-    heads: List[Literal["linear", "linear_image", "linear_table", "linear_concat", "mlp", "full", "lightgbm"]] = Field(
-        default_factory=lambda: ["linear", "linear_image", "linear_table", "linear_concat"])
-    baselines: List[Literal["tabular_lgbm", "image_only", "fused_scratch"]] = Field(
-        default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"]
-    )
+    # names of the downstream model registry (clinfusion.downstream.models), checked at config load; a plug-in
+    # registered with register_model(name, kind) is accepted. Heads (saved in classifier/): linear = probe on the
+    # fused embedding, linear_image / linear_table / linear_concat = probes on the image / table / [image, table]
+    # embeddings, mlp, full, lightgbm. The run's primary head is the one with the best validation AUROC.
+    heads: List[str] = Field(default_factory=lambda: ["linear", "linear_image", "linear_table", "linear_concat"])
+    # baselines on the same splits: tabular_lgbm, image_only, fused_scratch
+    baselines: List[str] = Field(default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"])
     label_fractions: List[Fraction] = Field(default_factory=lambda: [1.0], min_length=1)  # each in (0, 1]: share of training patients with labels
     cv_folds: Optional[int] = Field(None, ge=3)  # None: holdout split; k >= 3: patient-grouped k-fold CV (one fold tests, the next validates, k-2 train)
     epochs: int = Field(20, ge=1)

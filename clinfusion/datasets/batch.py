@@ -34,6 +34,11 @@ missing key. ``MODALITIES`` names the columns of ``modality_mask``.
 MODALITIES = ("image", "table")
 IMAGE, TABLE = 0, 1
 
+# the table tensors, in the argument order of the encoders' ``forward`` (the one copy of this tuple)
+TABLE_KEYS = ("num", "num_missing", "cat", "cat_missing", "omics", "omics_missing")
+# every model input, in the argument order of ``FusedClassifier.forward`` (captum perturbs any of them)
+INPUT_KEYS = ("image",) + TABLE_KEYS + ("modality_mask",)
+
 SAMPLE_KEYS = (
     "id", "patient", "image", "num", "num_missing", "cat", "cat_missing",
     "omics", "omics_missing", "modality_mask", "label", "label_index", "has_label",

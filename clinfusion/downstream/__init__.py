@@ -1,15 +1,23 @@
-"""Fine-tuning and evaluation: heads, baselines, metrics with patient-bootstrap CIs,
-subgroups, calibration, label efficiency, CV, evaluate / predict and the HTML report.
+"""Fine-tuning and evaluation, grouped by mechanism (follow one fit through about five files):
 
-Public entry points (imported lazily by the CLI; nothing heavy is imported here):
+* :mod:`~clinfusion.downstream.labels`: label kinds (binary / multiclass / multilabel), targets,
+  loss, probabilities;
+* :mod:`~clinfusion.downstream.data`: :class:`FinetuneData` (one cohort's loaders, frozen
+  embeddings, raw features, through :mod:`clinfusion.datasets.builder`), folds and label fractions;
+* :mod:`~clinfusion.downstream.models`: ONE registry of heads and baselines with a kind
+  (``register_model(name, kind)``), the fitting context and the predictor face;
+* :mod:`~clinfusion.downstream.probe`: linear probes (scikit-learn logistic regression, C
+  chosen on validation) on the fused / image / table / concatenated embeddings;
+* :mod:`~clinfusion.downstream.neural`: models trained by the one training engine (``mlp``,
+  ``full``, ``image_only``, ``fused_scratch``);
+* :mod:`~clinfusion.downstream.lgbm`: everything LightGBM (``lightgbm`` head, ``tabular_lgbm``);
+* :mod:`~clinfusion.downstream.evaluation`: metrics (one name list), patient bootstrap,
+  subgroups, thresholds, missing-modality variants;
+* :mod:`~clinfusion.downstream.inference`: load a fine-tuned run, read a new table as trained,
+  ``run_evaluate`` / ``run_predict``;
+* :mod:`~clinfusion.downstream.finetune`: ``run_finetune`` (orchestration, model chosen on validation);
+* :mod:`~clinfusion.downstream.report`: the HTML reports (helper shared with explain:
+  :mod:`clinfusion.reporting.html`).
 
-* :func:`clinfusion.downstream.finetune.run_finetune` (cfg, pretrained, out_dir, overwrite) -> run dir
-* :func:`clinfusion.downstream.evaluate.run_evaluate` (run_dir, table, out_dir, overwrite) -> out dir
-* :func:`clinfusion.downstream.predict.run_predict` (run_dir, table, out_file) -> CSV path
-* :func:`clinfusion.downstream.io.load_finetuned` (run_dir, head=None) -> :class:`FinetunedRun`
-* :func:`clinfusion.downstream.metrics.compute_metrics`, :func:`~clinfusion.downstream.metrics.choose_threshold`
-* :func:`clinfusion.downstream.bootstrap.bootstrap_ci` (patient resampling)
-* :func:`clinfusion.downstream.subgroups.subgroup_metrics`
-* registries ``HEADS`` (linear, mlp, full, lightgbm) and ``BASELINES`` (tabular_lgbm,
-  image_only, fused_scratch) in :mod:`clinfusion.downstream.heads`
+Nothing heavy is imported here; the CLI and :mod:`clinfusion.api` import the entry points lazily.
 """

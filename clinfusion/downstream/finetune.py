@@ -5,7 +5,7 @@ Outputs (see ``docs/ARCHITECTURE.md``): ``config.yaml``, ``splits.csv``, ``prepr
 ``metrics.json`` (primary head = the head with the highest validation AUROC at label fraction
 1.0, or the largest fraction; chosen on the validation patients, never on test), ``predictions.csv``,
 ``comparison.csv`` (model x label fraction; ``val_auroc`` and ``selected`` columns, chosen model first),
-``classifier/`` (:mod:`clinfusion.downstream.io`), ``report.html``.
+``classifier/`` (:mod:`clinfusion.downstream.inference`), ``report.html``.
 
 With k-fold CV every (model, fraction) is scored on its pooled out-of-fold test
 predictions (threshold: mean of the per-fold validation thresholds), and comparison.csv /
@@ -26,22 +26,19 @@ import pandas as pd
 import torch
 
 from clinfusion.config.schema import RunConfig
-from clinfusion.downstream.data import FinetuneData
-from clinfusion.downstream.evaluation import (evaluate_rows, json_safe, pick_threshold, predictions_frame,
+from clinfusion.downstream.data import FinetuneData, Fold, fraction_rows, make_folds
+from clinfusion.downstream.evaluation import (METRIC_NAMES, evaluate_rows, json_safe, pick_threshold, predictions_frame,
                                               summary_row)
-from clinfusion.downstream.folds import Fold, fraction_rows, make_folds
-from clinfusion.downstream.heads import BASELINES, HEADS, HeadContext, Predictor
-from clinfusion.downstream.io import CLASSIFIER_DIR, HEAD_META, META, check_run_dir
-from clinfusion.downstream.task import LabelInfo, labelled, targets_from_cohort
+from clinfusion.downstream.models import BASELINES, HEADS, HeadContext, Predictor
+from clinfusion.downstream.inference import CLASSIFIER_DIR, HEAD_META, META, check_run_dir
+from clinfusion.downstream.labels import LabelInfo, labelled, targets_from_cohort
 from clinfusion.errors import ConfigError
 
-import clinfusion.downstream.baselines  # noqa: F401,E402  (registers the baselines)
 
 PRETRAINED_REQUIRED = (
     ("config.yaml",), ("preprocessing.json",),
     ("checkpoints/best/model.safetensors", "checkpoints/last/model.safetensors"),
 )
-COMPARISON_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "brier", "ece")
 
 
 @dataclass
@@ -160,7 +157,8 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
     """
     cfg = base.cfg
     data, ctx0 = _fold_setup(base, cohort, info, fold, device, run)
-    names = [(h, HEADS, "head") for h in cfg.finetune.heads] + [(b, BASELINES, "baseline") for b in cfg.finetune.baselines]
+    names = [(h, HEADS, "head") for h in cfg.finetune.heads] + [(b, BASELINES, "baseline")
+                                                                  for b in cfg.finetune.baselines]
     for fraction in cfg.finetune.label_fractions:
         train = fraction_rows(cohort, fold.train, info, data.y, fraction, cfg.seed + fold_i)
         work = run_dir / "training" / f"{fold.name}_frac{fraction:g}"  # engine checkpoints + metrics.csv
@@ -219,7 +217,7 @@ def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData
                "val_auroc": col.validation_auroc(), **summary_row(m), "n_train": float(np.mean(col.n_train))}
         if cv:
             row["n_folds"] = len(col.fold_metrics)
-            for k in COMPARISON_METRICS:
+            for k in METRIC_NAMES:
                 vals = [fm.get(k, np.nan) for fm in col.fold_metrics]
                 row[f"{k}_fold_mean"], row[f"{k}_fold_std"] = float(np.nanmean(vals)), float(np.nanstd(vals))
         rows_out.append(row)
@@ -227,7 +225,7 @@ def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData
             metrics = dict(m)
             metrics["threshold"] = col.threshold() if np.isscalar(col.threshold()) else float("nan")
             if cv:
-                metrics.update({f"cv/{k}_{s}": row[f"{k}_fold_{s}"] for k in COMPARISON_METRICS
+                metrics.update({f"cv/{k}_{s}": row[f"{k}_fold_{s}"] for k in METRIC_NAMES
                                 for s in ("mean", "std")})
             extra = {"fold": [col.fold_of_row[int(r)] for r in rows]} if cv else None
             preds = predictions_frame(data, rows, probs, info, extra)
@@ -288,7 +286,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
     info = LabelInfo.from_spec(cohort.labels)
     y = targets_from_cohort(cohort, info)
-    rows = np.flatnonzero(labelled(y, info.task))
+    rows = np.flatnonzero(labelled(y, info.kind))
     folds, split_names = make_folds(cohort, rows, info, base.cfg.split, base.cfg.cohort, base.cfg.finetune,
                                     base.cfg.seed)
     run_dir = Path(out_dir)

@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from clinfusion.downstream.data import FinetuneData
-from clinfusion.downstream.heads.base import BASELINES, HEADS, HeadContext, Predictor
-from clinfusion.downstream.heads.fused import FusedPredictor, make_classifier, predict_on_batches
-from clinfusion.downstream.task import loss_fn, to_probs
+from clinfusion.downstream.labels import loss_fn, to_probs
+from clinfusion.downstream.models import (FusedPredictor, HeadContext, Predictor, make_classifier, predict_on_batches,
+                                          register_model)
 from clinfusion.errors import ConfigError
 
 
@@ -42,7 +42,7 @@ class ClassifierTask(nn.Module):
 
     ``batch["target"]`` holds the targets of the label kind (binary ``[B]`` 0/1, multiclass
     ``[B]`` index, multilabel ``[B, K]`` with NaN = unlabelled); the loss is
-    :func:`clinfusion.downstream.task.loss_fn` on ``model.forward_batch(batch) [B, K_out]``.
+    :func:`clinfusion.downstream.labels.loss_fn` on ``model.forward_batch(batch) [B, K_out]``.
     """
 
     def __init__(self, model: nn.Module, kind: str) -> None:
@@ -106,12 +106,12 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
 
     Returns ``net`` with the kept weights, in eval mode.
     """
-    from clinfusion.downstream.metrics import compute_metrics
+    from clinfusion.downstream.evaluation import compute_metrics
     from clinfusion.training.engine import Trainer, move
     from clinfusion.training.schedule import param_groups
 
     cfg = ctx.cfg
-    task = ClassifierTask(net, ctx.info.task)
+    task = ClassifierTask(net, ctx.info.kind)
     groups = param_groups(task, cfg.weight_decay, lr_by_prefix)
     if not groups:
         return net.eval()
@@ -128,10 +128,10 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
         for batch in trainer.loader(val, trainer.progress.epoch, False, shard=False):
             with trainer._autocast():
                 logits = trainer.task.model.forward_batch(move(batch, trainer.device))
-            ps.append(to_probs(logits, ctx.info.task))
+            ps.append(to_probs(logits, ctx.info.kind))
             ys.append(batch["target"].numpy())
         y, p = np.concatenate(ys), np.concatenate(ps)
-        return {"auroc": compute_metrics(y, p[:, 0] if ctx.info.task == "binary" else p, ctx.info.task)["auroc"]}
+        return {"auroc": compute_metrics(y, p[:, 0] if ctx.info.kind == "binary" else p, ctx.info.kind)["auroc"]}
 
     trainer = Trainer(task, cfg, work, device=ctx.device_pref, seed=ctx.seed, groups=groups,
                       val_metrics=val_auroc, monitor="auroc", maximize=True, patience=cfg.early_stopping)
@@ -149,7 +149,7 @@ def _end_to_end(ctx: HeadContext, model: nn.Module, name: str) -> FusedPredictor
     apply_freeze(clf.model, ctx.cfg.freeze)
     fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows), cohort_dataset(ctx.data, ctx.val_rows),
                     {"model.model.": ctx.cfg.encoder_lr})
-    return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.task, "linear", ctx.cfg.mlp_hidden, frozen=False)
+    return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.kind, "linear", ctx.cfg.mlp_hidden, frozen=False)
 
 
 def apply_freeze(model: nn.Module, names: List[str]) -> None:
@@ -168,19 +168,19 @@ def apply_freeze(model: nn.Module, names: List[str]) -> None:
                 p.requires_grad_(False)
 
 
-@HEADS.register("full")
+@register_model("full", "head")
 def full(ctx: HeadContext) -> FusedPredictor:
     """Fine-tune a copy of the (pre)trained model end-to-end."""
     return _end_to_end(ctx, ctx.encoder_copy(), "full")
 
 
-@BASELINES.register("fused_scratch")
+@register_model("fused_scratch", "baseline")
 def fused_scratch(ctx: HeadContext) -> FusedPredictor:
     """The fused model randomly initialised, trained end-to-end like ``full``."""
     return _end_to_end(ctx, ctx.new_model(), "fused_scratch")
 
 
-@HEADS.register("mlp")
+@register_model("mlp", "head")
 def mlp(ctx: HeadContext) -> FusedPredictor:
     """One-hidden-layer MLP on the frozen fused embedding."""
     data = ctx.data
@@ -190,7 +190,7 @@ def mlp(ctx: HeadContext) -> FusedPredictor:
         return _Embeddings(data.ids[r], data.embed(clf.model, r), data.y[r])
 
     fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", rows(ctx.train_rows), rows(ctx.val_rows))
-    return FusedPredictor("mlp", clf.to(data.device).eval(), ctx.info.task, "mlp", ctx.cfg.mlp_hidden, frozen=True)
+    return FusedPredictor("mlp", clf.to(data.device).eval(), ctx.info.kind, "mlp", ctx.cfg.mlp_hidden, frozen=True)
 
 
 class ImageOnlyNet(nn.Module):
@@ -213,14 +213,14 @@ class ImageOnlyNet(nn.Module):
 class ImageOnly(Predictor):
     variants = False
 
-    def __init__(self, net: ImageOnlyNet, task: str) -> None:
-        self.name, self.net, self.task = "image_only", net, task
+    def __init__(self, net: ImageOnlyNet, kind: str) -> None:
+        self.name, self.net, self.kind = "image_only", net, kind
 
     def predict(self, data: FinetuneData, rows: np.ndarray, variant: str = "all") -> np.ndarray:
-        return predict_on_batches(self.net, data, rows, self.net.forward_batch, self.task, variant)
+        return predict_on_batches(self.net, data, rows, self.net.forward_batch, self.kind, variant)
 
 
-@BASELINES.register("image_only")
+@register_model("image_only", "baseline")
 def image_only(ctx: HeadContext) -> ImageOnly:
     """The image encoder architecture trained supervised from scratch, on rows with an image
     (rows without one are predicted from a blank image)."""
@@ -232,4 +232,4 @@ def image_only(ctx: HeadContext) -> ImageOnly:
     if len(train) == 0:
         train = ctx.train_rows
     fit_with_engine(ctx, net, "image_only", cohort_dataset(data, train), cohort_dataset(data, val))
-    return ImageOnly(net.to(data.device), ctx.info.task)
+    return ImageOnly(net.to(data.device), ctx.info.kind)

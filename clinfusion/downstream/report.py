@@ -4,50 +4,22 @@ Sections: data summary, split sizes, metrics with CIs (+ missing-modality varian
 ROC curves and reliability diagrams (matplotlib, Agg backend, base64 PNG), subgroup
 table, model comparison and the label-efficiency curve. Every value that can come
 from the cohort (column names, categories, ids, class names) passes through
-:func:`html.escape`.
+:func:`clinfusion.reporting.html.esc` (the HTML helper shared with the explanation report).
+ROC curves and reliability diagrams use scikit-learn's ``RocCurveDisplay`` and
+``CalibrationDisplay`` (``sklearn.calibration.calibration_curve``, uniform bins).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from clinfusion.downstream.task import LabelInfo
-
-CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}"
-       "td:first-child,th:first-child{text-align:left}img{max-width:480px;margin:4px}")
-E = html.escape
-
-
-def fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "" if np.isnan(v) else f"{v:.3f}"
-    return str(v)
-
-
-def table_html(frame: pd.DataFrame) -> str:
-    """An HTML table with every header and cell escaped."""
-    head = "".join(f"<th>{E(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{E(fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def figure_html(fig: Any, alt: str) -> str:
-    """A matplotlib figure as an embedded base64 PNG (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img alt="{E(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+from clinfusion.downstream.labels import LabelInfo
+from clinfusion.reporting.html import esc as E
+from clinfusion.reporting.html import figure_html, table_html, write_page
 
 
 def _plt():
@@ -62,21 +34,23 @@ def _plt():
 def curves(preds: pd.DataFrame, info: LabelInfo) -> List[Tuple[str, np.ndarray, np.ndarray]]:
     """``(name, y 0/1 [N], p [N])`` per ROC / reliability curve from predictions.csv."""
     out = []
-    if info.task == "multilabel":
+    if info.kind == "multilabel":
         for c in info.classes:
             y = preds[f"label_{c}"].to_numpy(float)
             ok = ~np.isnan(y)
             out.append((c, y[ok], preds[f"prob_{c}"].to_numpy(float)[ok]))
         return out
-    classes = info.classes[1:] if info.task == "binary" else info.classes
+    classes = info.classes[1:] if info.kind == "binary" else info.classes
     for c in classes:
         out.append((c, (preds["label"].astype(str) == c).to_numpy(float), preds[f"prob_{c}"].to_numpy(float)))
     return out
 
 
 def roc_and_reliability(preds: pd.DataFrame, info: LabelInfo, bins: int = 10) -> str:
-    """ROC curves and a reliability diagram (equal-width bins) as two embedded PNGs."""
-    from sklearn.metrics import roc_curve
+    """ROC curves (``RocCurveDisplay``) and a reliability diagram (``CalibrationDisplay``,
+    ``bins`` equal-width bins) as two embedded PNGs."""
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import RocCurveDisplay
 
     plt = _plt()
     fig1, ax1 = plt.subplots(figsize=(4, 4))
@@ -84,12 +58,9 @@ def roc_and_reliability(preds: pd.DataFrame, info: LabelInfo, bins: int = 10) ->
     for name, y, p in curves(preds, info):
         if len(np.unique(y)) < 2:
             continue
-        fpr, tpr, _ = roc_curve(y, p)
-        ax1.plot(fpr, tpr, label=str(name))
-        idx = np.minimum((p * bins).astype(int), bins - 1)
-        mp = [p[idx == b].mean() for b in range(bins) if (idx == b).any()]
-        my = [y[idx == b].mean() for b in range(bins) if (idx == b).any()]
-        ax2.plot(mp, my, marker="o", label=str(name))
+        RocCurveDisplay.from_predictions(y, p, name=str(name), ax=ax1)
+        CalibrationDisplay.from_predictions(y, p, n_bins=bins, strategy="uniform", name=str(name), ax=ax2,
+                                            ref_line=False)
     for ax, title, xl, yl in ((ax1, "ROC", "1 - specificity", "sensitivity"),
                               (ax2, "Reliability", "mean predicted probability", "observed frequency")):
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -154,28 +125,19 @@ def gap_lines(metrics: Dict[str, float]) -> str:
 
 
 def data_summary(cohort: Any, info: LabelInfo, rows: Optional[np.ndarray] = None) -> pd.DataFrame:
-    """Rows, patients, images, task, class counts, features."""
+    """Rows, patients, images, label kind, class counts, features."""
     n = len(cohort.ids)
     n_img = sum(p is not None for p in cohort.image_paths)
     items = [("rows", n), ("patients", len(set(map(str, cohort.patients)))), ("rows with image", n_img),
-             ("task", info.task), ("numeric features", ", ".join(map(str, cohort.numeric))),
+             ("label kind", info.kind), ("numeric features", ", ".join(map(str, cohort.numeric))),
              ("categorical features", ", ".join(map(str, cohort.categorical)))]
-    if info.task == "multilabel":
+    if info.kind == "multilabel":
         m = np.asarray(cohort.label_matrix, float)
         items += [(f"positives: {c}", int(np.nansum(m[:, j]))) for j, c in enumerate(info.classes)]
     else:
         idx = np.asarray(cohort.label_index)
         items += [(f"class {c}", int((idx == k).sum())) for k, c in enumerate(info.classes)]
     return pd.DataFrame(items, columns=["item", "value"])
-
-
-def write_html(path: str | Path, title: str, sections: Iterable[Tuple[str, str]]) -> Path:
-    """``sections``: ``(heading, already-escaped html)``; the page has no external resource."""
-    body = "".join(f"<h2>{E(h)}</h2>{content}" for h, content in sections)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{E(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{E(title)}</h1>{body}</body></html>")
-    Path(path).write_text(page, encoding="utf-8")
-    return Path(path)
 
 
 def finetune_report(run_dir: Path, cohort: Any, info: LabelInfo, folds: Sequence[Any], metrics: Dict[str, float],
@@ -199,7 +161,7 @@ def finetune_report(run_dir: Path, cohort: Any, info: LabelInfo, folds: Sequence
          table_html(comparison[cmp_cols])),
         ("Label efficiency", label_efficiency(comparison)),
     ]
-    return write_html(Path(run_dir) / "report.html", "clinfusion fine-tuning report", sections)
+    return write_page(Path(run_dir) / "report.html", "clinfusion fine-tuning report", sections)
 
 
 def evaluation_report(out_dir: Path, cohort: Any, info: LabelInfo, metrics: Dict[str, float], preds: pd.DataFrame,
@@ -214,4 +176,4 @@ def evaluation_report(out_dir: Path, cohort: Any, info: LabelInfo, metrics: Dict
         ("Subgroups", gap_lines(metrics) + table_html(subgroup_table(metrics))),
         ("Unseen categories (mapped to the unknown bucket)", table_html(unseen_df)),
     ]
-    return write_html(Path(out_dir) / "report.html", "clinfusion evaluation report", sections)
+    return write_page(Path(out_dir) / "report.html", "clinfusion evaluation report", sections)

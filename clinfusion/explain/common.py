@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-FORWARD_KEYS = ("image", "num", "num_missing", "cat", "cat_missing", "omics", "omics_missing", "modality_mask")
+from clinfusion.datasets.batch import INPUT_KEYS as FORWARD_KEYS  # noqa: E402  (the one batch-key tuple)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -22,11 +21,6 @@ def figure_to_file(fig, path: Path) -> Path:
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-def png_base64(path: Path) -> str:
-    """``data:image/png;base64,...`` of a PNG file (for the self-contained report)."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def mid_slices(volume: np.ndarray) -> List[Tuple[str, np.ndarray]]:

@@ -3,20 +3,20 @@
 Per explained sample: the prediction, the overlay, the top clinical / genomic features
 as signed bars, and the modality share; then the global views and the faithfulness
 table. Every value that comes from the cohort (ids, column names, categories, class
-names) goes through :func:`html.escape`. DICOM headers are never read here: the page only
+names) goes through :func:`clinfusion.reporting.html.esc` (the HTML helper shared with the
+fine-tuning report). DICOM headers are never read here: the page only
 sees attribution numbers, cohort table values and the PNGs written by the explainer.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from clinfusion.explain.plots import png_base64
+from clinfusion.reporting.html import esc, page, png_file_html
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1100px}
 .sample{border:1px solid #ccc;border-radius:6px;padding:0.8em;margin:0.8em 0}
@@ -24,10 +24,6 @@ _CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1100px}
 .pos{background:#c0392b}.neg{background:#2e6fba}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;font-size:0.9em}
 .note{color:#7a4b00}"""
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 @dataclass
@@ -63,9 +59,7 @@ def _bars(features: Sequence[Tuple[str, float, bool]], method: str) -> str:
 
 
 def _img(path: Optional[Path], alt: str) -> str:
-    if path is None or not Path(path).exists():
-        return ""
-    return f'<img src="{png_base64(Path(path))}" alt="{esc(alt)}" style="max-width:100%">'
+    return "" if path is None else png_file_html(Path(path), alt, "max-width:100%")
 
 
 def _sample(s: SampleSection, method: str) -> str:
@@ -92,9 +86,7 @@ def write_report(path: Path, samples: Sequence[SampleSection], tabular_method: s
                  faithfulness: Dict[str, Any], notes: Sequence[str] = (), summary: Optional[Dict[str, Any]] = None,
                  title: str = "clinfusion explanations") -> Path:
     """Write the page; ``globals_png`` are embedded in order (feature ranking, class maps)."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"]
-    parts += [f'<p class="note">{esc(n)}</p>' for n in notes]
+    parts = [f'<p class="note">{esc(n)}</p>' for n in notes]
     parts.append("<h2>Explained samples</h2>")
     parts += [_sample(s, tabular_method) for s in samples]
     parts.append("<h2>Global views</h2>")
@@ -106,6 +98,5 @@ def write_report(path: Path, samples: Sequence[SampleSection], tabular_method: s
         parts.append("</table>")
     parts.append("<h2>Faithfulness</h2>")
     parts.append(_faithfulness_table(faithfulness))
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(page(title, "\n".join(parts), _CSS), encoding="utf-8")
     return path

@@ -66,11 +66,11 @@ class ResultCollector:
 
     def _prediction(self, probs: np.ndarray, target: int) -> Tuple[str, str]:
         """``(text for the report, decided class)`` at the run's operating threshold."""
-        from clinfusion.downstream.predict import predicted_labels
+        from clinfusion.downstream.inference import predicted_labels
 
         info = self.run.label
         decided = predicted_labels(probs[None], info, self.run.threshold)[0]
-        name = info.classes[-1] if info.task == "binary" else info.classes[target]
+        name = info.classes[-1] if info.kind == "binary" else info.classes[target]
         return f"P({name}) = {probs[target]:.3f}; predicted: {decided}", decided
 
     def add(self, res: BatchResult, batch: Dict[str, Any], rows: np.ndarray) -> None:

@@ -55,7 +55,7 @@ def _make_out_dir(out: Path) -> Path:
 
 def load_run(run_dir: str | Path, device: Optional[str] = None):
     """``(FinetunedRun, neural classifier or None)``; RunDirError for a run with no classifier."""
-    from clinfusion.downstream.io import CLASSIFIER_DIR, META, load_finetuned, read_meta
+    from clinfusion.downstream.inference import CLASSIFIER_DIR, META, load_finetuned, read_meta
 
     path = Path(run_dir)
     if path.is_dir() and not (path / CLASSIFIER_DIR / META).exists():
@@ -129,7 +129,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
         DataError: ``ids`` not in the cohort (listed); unusable table.
     """
     from clinfusion.training.distributed import resolve_device
-    from clinfusion.downstream.external import prepare_external
+    from clinfusion.downstream.inference import prepare_external
 
     out = check_out_dir(out_dir, overwrite)
     run, neural = load_run(run_dir)
@@ -139,7 +139,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
     notes: List[str] = []
     ex = None
     if neural is not None:
-        ex = explainable_from_classifier(neural.to(device), run.task)
+        ex = explainable_from_classifier(neural.to(device), run.kind)
         if "gradcam" in image_methods:
             resolve_cam_layer(ex, cfg.gradcam_layer)
     run.model.to(device)

@@ -85,8 +85,10 @@ def tabular_ig(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cfg: Exp
     base = missing_table(batch)
     # inputs = the six tabular tensors; the token layer's output is interpolated between the
     # tokens of the all-missing table and the sample's tokens (image and mask stay as given)
-    inputs = tuple(batch[k] for k in ("num", "num_missing", "cat", "cat_missing", "omics", "omics_missing"))
-    baselines = tuple(base[k] for k in ("num", "num_missing", "cat", "cat_missing", "omics", "omics_missing"))
+    from clinfusion.datasets.batch import TABLE_KEYS
+
+    inputs = tuple(batch[k] for k in TABLE_KEYS)
+    baselines = tuple(base[k] for k in TABLE_KEYS)
 
     def fwd(num, num_missing, cat, cat_missing, omics, omics_missing, image, mask):
         return ex.model(image, num, num_missing, cat, cat_missing, omics, omics_missing, mask)

@@ -19,10 +19,9 @@ from typing import Callable, Dict
 import torch
 from torch import Tensor, nn
 
-from clinfusion.models.heads import HEADS
-from clinfusion.models.multimodal import TABLE_KEYS, MultimodalModel
-
-INPUT_KEYS = ("image",) + TABLE_KEYS + ("modality_mask",)
+from clinfusion.datasets.batch import INPUT_KEYS
+from clinfusion.models.heads import HEAD_LAYERS
+from clinfusion.models.multimodal import MultimodalModel
 
 # features kind -> (embeddings dict -> [B, D]); see the module docstring
 FEATURES: Dict[str, Callable[[Dict[str, Tensor]], Tensor]] = {
@@ -49,7 +48,7 @@ class FusedClassifier(nn.Module):
         self.model = model
         self.head_name = head
         self.features = features
-        self.head = HEADS.create(head, feature_dim(model, features), num_outputs, hidden)
+        self.head = HEAD_LAYERS.create(head, feature_dim(model, features), num_outputs, hidden)
         self.num_outputs = num_outputs
         self.freeze_encoders = freeze_encoders
         if freeze_encoders:

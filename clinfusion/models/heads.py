@@ -1,4 +1,7 @@
-"""Classification heads on the fused embedding, by name: ``HEADS.create(name, in_dim, out_dim, hidden)``."""
+"""Classification head layers on an embedding, by name: ``HEAD_LAYERS.create(name, in_dim, out_dim, hidden)``.
+
+(The fine-tuning *models* that use them, ``finetune.heads``, are registered in
+:mod:`clinfusion.downstream.models`.)"""
 
 from __future__ import annotations
 
@@ -6,16 +9,16 @@ from torch import nn
 
 from clinfusion.registry import Registry
 
-HEADS = Registry("classification head")
+HEAD_LAYERS = Registry("classification head layer")
 
 
-@HEADS.register("linear")
+@HEAD_LAYERS.register("linear")
 def linear_head(in_dim: int, out_dim: int, hidden: int = 128, dropout: float = 0.0) -> nn.Module:
     """``[B, in] -> [B, out]`` (linear probe)."""
     return nn.Linear(in_dim, out_dim)
 
 
-@HEADS.register("mlp")
+@HEAD_LAYERS.register("mlp")
 def mlp_head(in_dim: int, out_dim: int, hidden: int = 128, dropout: float = 0.1) -> nn.Module:
     """``[B, in] -> hidden -> [B, out]``."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))

@@ -18,13 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from clinfusion.config.schema import ModelConfig
+from clinfusion.datasets.batch import TABLE_KEYS
 from clinfusion.encoders.image import create_image_encoder
 from clinfusion.encoders.schema import TableSchema
 from clinfusion.encoders.tabular import TabularEncoder
 from clinfusion.fusion import create_fusion
 from clinfusion.objectives import LogitScale
 
-TABLE_KEYS = ("num", "num_missing", "cat", "cat_missing", "omics", "omics_missing")
 
 
 def projection(in_dim: int, out_dim: int) -> nn.Module:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from clinfusion.downstream.bootstrap import bootstrap_ci, patient_row_index, resample_rows
-from clinfusion.downstream.metrics import compute_metrics
+from clinfusion.downstream.evaluation import bootstrap_ci, patient_row_index, resample_rows
+from clinfusion.downstream.evaluation import compute_metrics
 
 
 def test_resample_keeps_patients_whole():

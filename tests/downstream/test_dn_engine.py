@@ -14,7 +14,7 @@ def test_bf16_finetune_step_on_cpu(dn_cfg, tmp_path):
     from clinfusion.datasets.preprocess import TabularPreprocessor
     from clinfusion.downstream.data import FinetuneData
     from clinfusion.downstream.neural import ClassifierTask, cohort_dataset
-    from clinfusion.downstream.task import LabelInfo
+    from clinfusion.downstream.labels import LabelInfo
     from clinfusion.models import FusedClassifier
     from clinfusion.models.io import build_model
     from clinfusion.training.engine import Trainer

@@ -19,7 +19,7 @@ def _copy_table(synth, tmp_path, edit):
 
 
 def test_evaluate_counts_unseen_categories(finetuned, synth, tmp_path):
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     def edit(f):
         f.loc[:4, "site"] = "<script>alert(1)</script>"
@@ -39,7 +39,7 @@ def test_evaluate_counts_unseen_categories(finetuned, synth, tmp_path):
 
 
 def test_evaluate_missing_feature_columns_are_listed(finetuned, synth, tmp_path):
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["marker", "sex"]))
     with pytest.raises(DataError, match=r"external.csv: trained feature column\(s\) 'marker', 'sex' are missing.*"
@@ -49,7 +49,7 @@ def test_evaluate_missing_feature_columns_are_listed(finetuned, synth, tmp_path)
 
 
 def test_evaluate_labels_outside_trained_classes(finetuned, synth, tmp_path):
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     def edit(f):
         f.loc[0, "label"] = 7
@@ -61,7 +61,7 @@ def test_evaluate_labels_outside_trained_classes(finetuned, synth, tmp_path):
 
 
 def test_predict_unlabelled_rows(finetuned, synth, tmp_path):
-    from clinfusion.downstream.predict import run_predict
+    from clinfusion.downstream.inference import run_predict
 
     table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["label"]).iloc[:10])
     out = run_predict(finetuned[0], table, tmp_path / "p.csv")
@@ -76,7 +76,7 @@ def test_predict_unlabelled_rows(finetuned, synth, tmp_path):
 
 
 def test_evaluate_missing_columns_as_missing_when_configured(finetuned, synth, tmp_path):
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     table = _copy_table(synth, tmp_path, lambda f: f.drop(columns=["sex"]))
     out = run_evaluate(finetuned[0], table, tmp_path / "eval", overrides=["cohort.missing_features=missing"])
@@ -86,10 +86,10 @@ def test_evaluate_missing_columns_as_missing_when_configured(finetuned, synth, t
 
 
 def test_evaluate_without_cohort_scores_the_test_split_only(finetuned, tmp_path, capsys):
-    from clinfusion.downstream.evaluate import run_evaluate
+    from clinfusion.downstream.inference import run_evaluate
 
     out = run_evaluate(finetuned[0], None, tmp_path / "eval")
-    assert "only the run's test split is scored (test:" in capsys.readouterr().out
+    assert "no --cohort given: scoring the run's test split" in capsys.readouterr().out
     splits = pd.read_csv(finetuned[0] / "splits.csv", dtype=str)
     preds = pd.read_csv(out / "predictions.csv", dtype={"id": str})
     assert sorted(preds["id"]) == sorted(splits.loc[splits["split"] == "test", "id"])

@@ -52,7 +52,7 @@ def test_comparison_has_every_model_and_fraction(finetuned):
 @pytest.mark.parametrize("head", ["linear", "linear_concat", "mlp", "full", "lightgbm"])
 def test_saved_heads_reload_and_predict(finetuned, head):
     from clinfusion.downstream.data import FinetuneData
-    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.downstream.inference import load_finetuned
 
     run_dir, _ = finetuned
     run = load_finetuned(run_dir, head=head)
@@ -125,7 +125,7 @@ def test_incomplete_pretrained_dir_lists_missing(dn_cfg, tmp_path):
 def test_load_finetuned_names_missing_parts(finetuned, tmp_path):
     import shutil
 
-    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.downstream.inference import load_finetuned
 
     broken = tmp_path / "broken"
     shutil.copytree(finetuned[0], broken)

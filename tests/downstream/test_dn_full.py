@@ -8,7 +8,7 @@ from clinfusion.errors import ConfigError
 
 def test_full_head_freezes_named_modules(dn_cfg, tmp_path):
     from clinfusion.downstream.finetune import run_finetune
-    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.downstream.inference import load_finetuned
     from clinfusion.models.io import build_model
 
     cfg = dn_cfg("finetune.heads=[full]", "finetune.baselines=[]", "finetune.freeze=[image_encoder]",

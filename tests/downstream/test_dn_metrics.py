@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from clinfusion.downstream.metrics import choose_threshold, compute_metrics, expected_calibration_error
+from clinfusion.downstream.evaluation import choose_threshold, compute_metrics, expected_calibration_error
 
 
 def test_binary_metrics_match_sklearn_and_hand_counts():
@@ -61,4 +61,4 @@ def test_youden_threshold_separates_classes():
     t = choose_threshold(y, p, "youden")
     assert 0.3 < t <= 0.35
     assert choose_threshold(y, p, "0.5") == 0.5
-    assert choose_threshold(y, np.eye(3)[[0, 1, 2, 0, 1, 2]], "youden", task="multiclass") is None
+    assert choose_threshold(y, np.eye(3)[[0, 1, 2, 0, 1, 2]], "youden", kind="multiclass") is None

@@ -8,7 +8,7 @@ import torch
 
 def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
     from clinfusion.downstream.finetune import run_finetune
-    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.downstream.inference import load_finetuned
     from clinfusion.models.io import load_pretrained
     from clinfusion.training.pretrain import run_pretrain
 

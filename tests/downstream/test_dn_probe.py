@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clinfusion.config.schema import ProbeConfig
-from clinfusion.downstream.heads.probe import c_grid, fit_probe
+from clinfusion.downstream.probe import c_grid, fit_probe
 
 
 def _sigmoid(z):

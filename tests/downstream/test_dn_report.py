@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from clinfusion.config.schema import RunConfig
-from clinfusion.downstream.folds import Fold
+from clinfusion.downstream.data import Fold
 from clinfusion.downstream.report import finetune_report
-from clinfusion.downstream.task import LabelInfo
+from clinfusion.downstream.labels import LabelInfo
 
 EVIL = "<script>alert(1)</script>"
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from clinfusion.downstream.metrics import compute_metrics
-from clinfusion.downstream.subgroups import band_labels, subgroup_metrics
+from clinfusion.downstream.evaluation import compute_metrics
+from clinfusion.downstream.evaluation import band_labels, subgroup_metrics
 
 
 def test_age_bands_and_missing():

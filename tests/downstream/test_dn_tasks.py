@@ -21,7 +21,7 @@ def task_table(synth, tmp_path_factory):
 @pytest.mark.parametrize("task", ["multiclass", "multilabel"])
 def test_heads_on_other_tasks(dn_cfg, task_table, tmp_path, task):
     from clinfusion.downstream.finetune import run_finetune
-    from clinfusion.downstream.io import load_finetuned
+    from clinfusion.downstream.inference import load_finetuned
 
     label = "grade" if task == "multiclass" else "[label, high]"
     exclude = "[label, high]" if task == "multiclass" else "[grade]"

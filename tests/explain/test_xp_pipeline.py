@@ -9,7 +9,7 @@ import torch
 from xp_helpers import toy_explainable
 
 from clinfusion.config.schema import ExplainConfig, ImageConfig
-from clinfusion.downstream.task import LabelInfo
+from clinfusion.downstream.labels import LabelInfo
 from clinfusion.explain.pipeline import Explainer
 from clinfusion.explain.results import ResultCollector
 

@@ -42,5 +42,5 @@ def test_captum_attributes_through_plain_tensors(model):
 
 
 def test_unknown_head_lists_valid_names(model):
-    with pytest.raises(ConfigError, match="unknown classification head 'mpl'.*Did you mean 'mlp'.*linear, mlp"):
+    with pytest.raises(ConfigError, match="unknown classification head layer 'mpl'.*Did you mean 'mlp'.*linear, mlp"):
         FusedClassifier(model, 1, head="mpl")

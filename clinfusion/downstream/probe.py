@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict
 
 import numpy as np
 import torch
@@ -26,9 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from clinfusion.config.schema import ProbeConfig
-from clinfusion.downstream.heads.base import HEADS, HeadContext
-from clinfusion.downstream.heads.fused import FusedPredictor, make_classifier
-from clinfusion.downstream.metrics import compute_metrics
+from clinfusion.downstream.evaluation import compute_metrics
+from clinfusion.downstream.models import FusedPredictor, HeadContext, make_classifier, register_model
 
 
 @dataclass
@@ -135,7 +134,7 @@ def _fit_head(ctx: HeadContext, features: str) -> FusedPredictor:
     X_train = data.embed(encoder, ctx.train_rows, features=features).astype(np.float64)
     X_val = data.embed(encoder, ctx.val_rows, features=features).astype(np.float64) if len(ctx.val_rows) \
         else np.zeros((0, X_train.shape[1]))
-    fit = fit_probe(X_train, data.y[ctx.train_rows], X_val, data.y[ctx.val_rows], ctx.info.task, ctx.cfg.probe,
+    fit = fit_probe(X_train, data.y[ctx.train_rows], X_val, data.y[ctx.val_rows], ctx.info.kind, ctx.cfg.probe,
                     ctx.info.num_outputs, ctx.seed)
     clf = make_classifier(encoder, ctx.info.num_outputs, "linear", ctx.cfg.mlp_hidden, freeze_encoders=True,
                           features=features)
@@ -144,29 +143,29 @@ def _fit_head(ctx: HeadContext, features: str) -> FusedPredictor:
         clf.head.bias.copy_(torch.as_tensor(fit.intercept, dtype=torch.float32))
     clf.to(data.device).eval()
     meta = {"probe_C": fit.C, "probe_val_auroc": fit.val_auroc}
-    return FusedPredictor("", clf, ctx.info.task, "linear", ctx.cfg.mlp_hidden, frozen=True, meta=meta,
+    return FusedPredictor("", clf, ctx.info.kind, "linear", ctx.cfg.mlp_hidden, frozen=True, meta=meta,
                           features=features)
 
 
-@HEADS.register("linear")
+@register_model("linear", "head")
 def linear(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen fused embedding ``[N, F]``."""
     return _fit_head(ctx, "fused")
 
 
-@HEADS.register("linear_image")
+@register_model("linear_image", "head")
 def linear_image(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen image embedding ``[N, Di]``."""
     return _fit_head(ctx, "image")
 
 
-@HEADS.register("linear_table")
+@register_model("linear_table", "head")
 def linear_table(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen table embedding ``[N, Dt]``."""
     return _fit_head(ctx, "table")
 
 
-@HEADS.register("linear_concat")
+@register_model("linear_concat", "head")
 def linear_concat(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen image and table embeddings side by side ``[N, Di + Dt]``."""
     return _fit_head(ctx, "concat")

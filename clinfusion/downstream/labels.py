@@ -1,5 +1,7 @@
-"""Targets, losses and probabilities per task (binary / multiclass / multilabel).
+"""Label kinds (binary / multiclass / multilabel): targets, loss and probabilities.
 
+"task" in clinfusion means a model + loss module (``PretrainTask``,
+:class:`~clinfusion.downstream.neural.ClassifierTask`); the label's type is its **kind**.
 Conventions used everywhere in :mod:`clinfusion.downstream`:
 
 * targets per row: binary ``[N]`` float 0/1; multiclass ``[N]`` int class index;
@@ -23,13 +25,13 @@ from clinfusion.errors import DataError
 
 @dataclass
 class LabelInfo:
-    task: str  # binary | multiclass | multilabel
+    kind: str  # binary | multiclass | multilabel
     classes: List[str]  # class names (binary: [negative, positive]); multilabel: label columns
     columns: List[str] = field(default_factory=list)  # label column(s) of the cohort
 
     @property
     def num_outputs(self) -> int:
-        return 1 if self.task == "binary" else len(self.classes)
+        return 1 if self.kind == "binary" else len(self.classes)
 
     @property
     def prob_names(self) -> List[str]:
@@ -41,38 +43,38 @@ class LabelInfo:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "LabelInfo":
-        return cls(task=d["task"], classes=[str(c) for c in d["classes"]], columns=list(d.get("columns", [])))
+        return cls(kind=d["kind"], classes=[str(c) for c in d["classes"]], columns=list(d.get("columns", [])))
 
     @classmethod
     def from_spec(cls, spec: Any) -> "LabelInfo":
-        """From the cohort's ``LabelSpec`` (``task``, ``columns``, ``classes``)."""
+        """From the cohort's ``LabelSpec`` (``task`` = the label kind, ``columns``, ``classes``)."""
         cols = spec.columns if isinstance(spec.columns, (list, tuple)) else [spec.columns]
         classes = list(spec.classes) if spec.classes is not None else list(cols)
-        return cls(task=spec.task, classes=[str(c) for c in classes], columns=[str(c) for c in cols])
+        return cls(kind=spec.task, classes=[str(c) for c in classes], columns=[str(c) for c in cols])
 
 
 def targets_from_cohort(cohort: Any, info: LabelInfo) -> np.ndarray:
     """Targets for every cohort row (see module docstring); unlabelled = NaN / -1."""
-    if info.task == "multilabel":
+    if info.kind == "multilabel":
         return np.asarray(cohort.label_matrix, dtype=float)
     idx = np.asarray(cohort.label_index, dtype=np.int64)
-    if info.task == "binary":
+    if info.kind == "binary":
         return np.where(idx < 0, np.nan, idx.astype(float))
     return idx
 
 
-def labelled(y: np.ndarray, task: str) -> np.ndarray:
+def labelled(y: np.ndarray, kind: str) -> np.ndarray:
     """bool ``[N]``: rows with a usable label."""
-    if task == "multilabel":
+    if kind == "multilabel":
         return ~np.all(np.isnan(y), axis=1)
-    if task == "binary":
+    if kind == "binary":
         return ~np.isnan(y)
     return y >= 0
 
 
-def loss_fn(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     """Mean loss; ``logits [B, K_out]``; ``y`` as the targets above (NaN labels ignored)."""
-    if task == "multiclass":
+    if kind == "multiclass":
         return F.cross_entropy(logits, y.long())
     target = y.reshape(logits.shape).float()
     ok = ~torch.isnan(target)
@@ -81,25 +83,25 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits[ok], target[ok])
 
 
-def to_probs(logits: torch.Tensor, task: str) -> np.ndarray:
+def to_probs(logits: torch.Tensor, kind: str) -> np.ndarray:
     """``[B, K_out]`` probabilities as float64 numpy."""
-    p = torch.softmax(logits.float(), dim=1) if task == "multiclass" else torch.sigmoid(logits.float())
+    p = torch.softmax(logits.float(), dim=1) if kind == "multiclass" else torch.sigmoid(logits.float())
     return p.detach().cpu().double().numpy()
 
 
-def metric_inputs(y: np.ndarray, probs: np.ndarray, task: str):
-    """``(y, p)`` in the shapes :func:`~clinfusion.downstream.metrics.compute_metrics` takes."""
-    if task == "binary":
+def metric_inputs(y: np.ndarray, probs: np.ndarray, kind: str):
+    """``(y, p)`` in the shapes :func:`~clinfusion.downstream.evaluation.compute_metrics` takes."""
+    if kind == "binary":
         return y, probs[:, 0]
     return y, probs
 
 
 def check_classes_present(y: np.ndarray, info: LabelInfo, what: str) -> None:
     """Every class (every label's two values) must occur in ``y``, else a DataError naming ``what``."""
-    if info.task == "multilabel":
+    if info.kind == "multilabel":
         empty = [c for j, c in enumerate(info.classes) if len(np.unique(y[~np.isnan(y[:, j]), j])) < 2]
     else:
-        present = set(np.unique(y[labelled(y, info.task)]).astype(int).tolist())
+        present = set(np.unique(y[labelled(y, info.kind)]).astype(int).tolist())
         empty = [c for k, c in enumerate(info.classes) if k not in present]
     if empty:
         raise DataError(f"{what} leaves class(es) {', '.join(map(repr, empty))} without training rows: "

@@ -1,0 +1,1 @@
+"""Self-contained HTML pages shared by the fine-tuning / evaluation report and the explanation report."""
