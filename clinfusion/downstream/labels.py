@@ -14,7 +14,7 @@ Conventions used everywhere in :mod:`clinfusion.downstream`:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
@@ -106,7 +106,3 @@ def check_classes_present(y: np.ndarray, info: LabelInfo, what: str) -> None:
     if empty:
         raise DataError(f"{what} leaves class(es) {', '.join(map(repr, empty))} without training rows: "
                         f"use a larger label fraction or more labelled patients")
-
-
-def class_names(values: Sequence[Any]) -> List[str]:
-    return [str(v) for v in values]

@@ -22,6 +22,7 @@ without improvement); test rows never take part.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -133,11 +134,15 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
         y, p = np.concatenate(ys), np.concatenate(ps)
         return {"auroc": compute_metrics(y, p[:, 0] if ctx.info.kind == "binary" else p, ctx.info.kind)["auroc"]}
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if len(train) < cfg.batch_size * world:  # a small cohort: one smaller batch rather than no batch at all
+        per = max(1, len(train) // world)
+        if ctx.is_main:
+            print(f"{name}: finetune.batch_size={cfg.batch_size} x {world} process(es) is more than its {len(train)} "
+                  f"training rows; using batch_size={per}", flush=True)
+        cfg = cfg.model_copy(update={"batch_size": per})
     trainer = Trainer(task, cfg, work, device=ctx.device_pref, seed=ctx.seed, groups=groups,
                       val_metrics=val_auroc, monitor="auroc", maximize=True, patience=cfg.early_stopping)
-    if len(train) < cfg.batch_size * trainer.dist.world_size:
-        raise ConfigError(f"finetune.batch_size={cfg.batch_size} is larger than the {len(train)} training rows of "
-                          f"{name!r}: lower finetune.batch_size")
     trainer.fit(train, val, resume=ctx.resume)
     trainer.load_best()
     return net.eval()

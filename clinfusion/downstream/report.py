@@ -144,11 +144,12 @@ def finetune_report(run_dir: Path, cohort: Any, info: LabelInfo, folds: Sequence
                     comparison: pd.DataFrame, preds: pd.DataFrame, cfg: Any, primary: str = "") -> Path:
     """report.html of a fine-tuned run."""
     pid = np.asarray([str(p) for p in cohort.patients])
-    splits = pd.DataFrame([{"fold": f.name, **{f"{part} rows": len(getattr(f, part)) for part in ("train", "val", "test")},
-                            **{f"{part} patients": len(set(pid[getattr(f, part)])) for part in ("train", "val", "test")}}
+    parts = ("train", "val", "test")
+    splits = pd.DataFrame([{"fold": f.name, **{f"{part} rows": len(getattr(f, part)) for part in parts},
+                            **{f"{part} patients": len(set(pid[getattr(f, part)])) for part in parts}}
                            for f in folds])
-    cmp_cols = [c for c in comparison.columns if c in ("model", "kind", "selected", "label_fraction", "n_train", "n_folds",
-                                                       "val_auroc")
+    cmp_cols = [c for c in comparison.columns if c in ("model", "kind", "selected", "label_fraction", "n_train",
+                                                       "n_folds", "val_auroc")
                 or c.startswith(("auroc", "auprc", "brier", "ece"))]
     sections = [
         ("Data", table_html(data_summary(cohort, info))),

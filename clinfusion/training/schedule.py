@@ -62,7 +62,8 @@ def build_optimizer(params: Iterable, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_steps`` then cosine decay to 0 at ``total_steps``
     (``transformers.get_cosine_schedule_with_warmup``; stepped once per optimizer step)."""
     from transformers import get_cosine_schedule_with_warmup
