@@ -3,14 +3,14 @@
 Two cohorts, each split into 3 sites, each site's patients split 70/30 into pretraining
 rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):
 
-1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`, its ``site`` column) with a
-   site shift drawn in here: site B's images are darker and flatter (``0.7 x + 20``) and its
-   ages +8 years, site C's images brighter and harsher (``1.3 x - 25``) and its ages -8.
+1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`): its three sites ``A, B, C``
+   and the generator's own site shift (per-site image intensity offset and marker calibration
+   offset, ``SITE_INTENSITY`` / ``SITE_MARKER_OFFSET``).
 2. **NIH chest X-ray cohort** (bundled, 760 films, 160 patients) split into 3 pseudo-sites by
    patient (a seeded shuffle of the patients).
 
-Every pretraining uses the same model, losses and number of passes over its data
-(``epochs`` = federated ``rounds`` x 1 local epoch). Each is judged by the same frozen fused
+Every pretraining of one cohort uses the same model, losses and number of passes over its
+data (``epochs`` = federated ``rounds`` x 1 local epoch). Each is judged by the same frozen fused
 linear probe: a logistic regression on the standardised fused embeddings, fitted on the
 pretraining rows' labels of all three sites and scored on the held-out patients of all three
 sites (AUROC, 95% patient-bootstrap CI). Goal: federated within 0.03 AUROC of centralized and
@@ -34,8 +34,8 @@ from benchmarks import _cli
 NAME = "federated"
 GOAL_GAP = 0.03
 BUDGETS: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(syn_patients=36, nih_patients=30, epochs=1, bootstrap=20, batch=8),
-    "small": dict(syn_patients=150, nih_patients=None, epochs=6, bootstrap=200, batch=32),
+    "tiny": dict(syn_patients=36, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8),
+    "small": dict(syn_patients=150, nih_patients=None, syn_epochs=12, nih_epochs=6, bootstrap=200, batch=32),
 }
 MODEL = [  # one small model for every run (CPU budget); losses as in ordinary pretraining
     "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=16", "model.fusion.dim=64",
@@ -59,23 +59,13 @@ def _split_by_patient(frame: pd.DataFrame, seed: int, test: float = 0.3) -> pd.S
 
 
 def synthetic_cohort(work: Path, n_patients: int) -> tuple[Path, List[str]]:
-    """The planted cohort with a site shift; returns (table, overrides)."""
-    from PIL import Image
-
+    """The planted cohort (sites and site shift from the generator); returns (table, overrides)."""
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 
     syn = make_synthetic_cohort(work / "synthetic", n_patients=n_patients, images_per_patient=2, size=16, seed=0)
     frame = pd.read_csv(syn.table)
-    root = Path(syn.table).parent
-    shift = {"B": (0.7, 20.0, 8.0), "C": (1.3, -25.0, -8.0)}  # image gain, offset; age offset
-    for site, (gain, offset, years) in shift.items():
-        rows = frame["site"] == site
-        frame.loc[rows, "age"] = frame.loc[rows, "age"] + years
-        for rel in frame.loc[rows, "image"]:
-            img = np.asarray(Image.open(root / rel), dtype=np.float64)
-            Image.fromarray(np.clip(gain * img + offset, 0, 255).astype(np.uint8)).save(root / rel)
     frame["split"] = _split_by_patient(frame, 0)
-    table = root / "cohort_sites.csv"
+    table = Path(syn.table).parent / "cohort_sites.csv"
     frame.to_csv(table, index=False)
     overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [f"cohort.table={table}"]
     return table, overrides
@@ -149,13 +139,12 @@ def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
             "mb_per_round": float((total["bytes_up"] + total["bytes_down"]).mean() / 2 ** 20)}
 
 
-def compare(title: str, table: Path, overrides: List[str], work: Path, b: Dict[str, Any]) -> Dict[str, Any]:
+def compare(title: str, table: Path, overrides: List[str], work: Path, b: Dict[str, Any], e: int) -> Dict[str, Any]:
     """All runs of one cohort -> one RESULTS.md section (+ the verdict)."""
     from clinfusion.config import load_config
 
     cfg = load_config(None, overrides)
     label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
-    e = b["epochs"]
     common = overrides + MODEL + [f"pretrain.batch_size={b['batch']}"]
     runs: Dict[str, List[str]] = {
         "centralized": common + [f"pretrain.epochs={e}"],
@@ -224,12 +213,14 @@ def main(argv: List[str] | None = None) -> int:
         work = Path(tmp)
         if "synthetic" in args.parts:
             table, ov = synthetic_cohort(work, b["syn_patients"])
-            sec = compare("Federated pretraining, planted cohort in 3 shifted sites", table, ov, work / "syn_runs", b)
+            sec = compare("Federated pretraining, planted cohort in 3 shifted sites", table, ov, work / "syn_runs", b,
+                          b["syn_epochs"])
             verdicts["synthetic"] = sec.pop("verdict")
             sections.append(sec)
         if "nih" in args.parts:
             table, ov = nih_cohort(work, b["nih_patients"])
-            sec = compare("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", table, ov, work / "nih_runs", b)
+            sec = compare("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", table, ov, work / "nih_runs", b,
+                          b["nih_epochs"])
             verdicts["nih"] = sec.pop("verdict")
             sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
