@@ -88,10 +88,18 @@ def test_quality(tmp_path):
                                                  "fused pretrained: full fine-tune", "fused, from scratch"}
     _finite(nih["rows"], "AUROC", "AUPRC")
     assert (tmp_path / nih["plot"]).is_file()
+    every = {"fused pretrained: linear probe", "fused pretrained: MLP head", "fused pretrained: LightGBM",
+             "fused pretrained: full fine-tune", "tabular-only LightGBM", "image-only, from scratch",
+             "fused, from scratch"}
+    assert {r["model"] for r in nih["rows"]} >= every  # every model reported, none picked
     for dims in (2, 3):
         rows = _section(data, f"Planted synthetic cohort, {dims}D")["rows"]
-        _finite(rows, "AUROC", "AUPRC")
-        assert all(0.0 <= r["AUROC"] <= 1.0 for r in rows)
+        _finite(rows, "AUROC", "AUPRC", "oracle (same inputs)")
+        assert {r["model"] for r in rows} >= every
+        assert all(0.5 < r["oracle (same inputs)"] <= 1.0 for r in rows)
+    assert {"nih", "2d", "3d"} <= set(data["verdicts"])
+    goals = data["verdicts"]["2d"]["goals"]
+    assert any("linear probe" in g["text"] and g["text"].split(": ")[1][:3] in ("yes", "no ") for g in goals)
 
 
 def test_quality_recipes(tmp_path):
