@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dn_torchrun import checkpoint_step, kill_when, run_torchrun
+from tests.torchrun_helpers import checkpoint_step, kill_when, run_torchrun
 
 
 def test_bf16_finetune_step_on_cpu(dn_cfg, tmp_path):

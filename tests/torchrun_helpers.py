@@ -1,4 +1,7 @@
-"""Launch the real CLI under ``torchrun`` (2 CPU processes, gloo) and kill it mid-run."""
+"""Launch the real CLI under ``torchrun`` (2 CPU processes, gloo) and kill it mid-run.
+
+Shared by tests/downstream and tests/training (``from tests.torchrun_helpers import ...``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def torchrun_cmd(args: List[str], nproc: int = 2) -> List[str]:
