@@ -42,9 +42,9 @@ def specs(tiny: bool) -> Dict[str, Dict[str, Any]]:
     if tiny:
         return {"2D PNG 32 px": dict(dims=2, size=32, ext="png", batch=4, steps=4, files=12, model=MODEL_2D),
                 "3D NIfTI 16^3": dict(dims=3, size=16, ext="nii.gz", batch=2, steps=4, files=8, model=MODEL_3D)}
-    return {"2D PNG 224 px": dict(dims=2, size=224, ext="png", batch=16, steps=7, files=64, model=MODEL_2D),
-            "2D JPEG 224 px": dict(dims=2, size=224, ext="jpg", batch=16, steps=7, files=64, model=MODEL_2D),
-            "3D NIfTI 96^3": dict(dims=3, size=96, ext="nii.gz", batch=2, steps=6, files=16, model=MODEL_3D)}
+    return {"2D PNG 224 px": dict(dims=2, size=224, ext="png", batch=8, steps=6, files=48, model=MODEL_2D),
+            "2D JPEG 224 px": dict(dims=2, size=224, ext="jpg", batch=8, steps=6, files=48, model=MODEL_2D),
+            "3D NIfTI 96^3": dict(dims=3, size=96, ext="nii.gz", batch=2, steps=5, files=12, model=MODEL_3D)}
 
 
 def write_images(work: Path, spec: Dict[str, Any]) -> List[str]:
@@ -128,7 +128,7 @@ def _engine(cfg: Any, run: Path, steps: int) -> Dict[str, Any]:
     it = iter(loader)
     next(it)  # starts the workers: not timed
     t0, n = time.perf_counter(), 0
-    for _ in range(min(4, len(loader) - 1)):
+    for _ in range(min(3, len(loader) - 1)):
         n += len(next(it)["id"])
     load_s = (time.perf_counter() - t0) / max(n, 1)
     del it

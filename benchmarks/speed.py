@@ -93,6 +93,10 @@ def _dist_section(r: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
             f"step spent communicating and waiting. Reading: at equal threads 2 processes are {faster} than one "
             f"(speed-up {t1 / t2:.2f}); {100 * share:.0f}% of the 2-process step is communication. Loss equality holds "
             f"along the trajectory: max loss difference {dl:.1e}.")
+    if t1 / tc > 3.0:  # one process on all rows with twice the threads should take about 2x a half-batch step
+        note += (f" Caution: the 1-process step took {t1 / tc:.1f}x the 2-process compute-only step (about 2x is "
+                 "expected for twice the rows on twice the threads): its thread team was stalled by other load on "
+                 "the machine, so this speed-up is not a property of the toolkit.")
     return {"title": "(c) Distributed CLIP loss: 2 processes vs 1 at equal threads", "columns": list(row),
             "rows": [row], "note": note}
 
