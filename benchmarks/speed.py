@@ -3,6 +3,8 @@
 (a) the real Trainer/PretrainTask step on real CohortDataset/DataLoader batches vs a bare
     forward + backward + AdamW step on preloaded tensors (goal: ratio <= 1.10);
 (a2) the same with the fusion terms ITM + masked_fused on (goal: ratio <= 1.10);
+(a3) the fine-tuning step (the ``full`` head's ClassifierTask on the same engine) vs its bare
+    step (goal: ratio <= 1.10);
 (b) loader workers 0 / 1 / 2 on 2D 224 px PNG / JPEG and 3D 96^3 NIfTI read from disk, inside
     the real engine: loader samples/s vs the encoder step's, and the data-wait share of the
     step (goal: < 5% with the recommended setting);
@@ -124,7 +126,7 @@ def main(argv: List[str] | None = None) -> int:
 
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--config", type=Path, default=DEMO_PRETRAIN)
-    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "loader", "dist", "explain"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "finetune", "loader", "dist", "explain"])
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     args = p.parse_args(argv)
     _cli.setup(args)
@@ -153,6 +155,21 @@ def main(argv: List[str] | None = None) -> int:
                 sections.append(dict(sec, title="(a2) Training step with ITM + masked_fused on: toolkit vs bare"))
             except Exception as exc:  # noqa: BLE001
                 sections.append(_failed("(a2) Training step with ITM + masked_fused on: toolkit vs bare", exc))
+        if "finetune" not in args.skip:  # (a3) fine-tuning runs on the same engine (same goal)
+            title = "(a3) Fine-tuning step (full head): toolkit vs bare"
+            try:
+                ftcfg = cfg.model_copy(deep=True)
+                ftcfg.finetune.epochs = 2  # the ratio is per step: two epochs give enough timed steps
+                if tiny:
+                    ftcfg.finetune.batch_size = 8
+                r = _step_overhead.measure_finetune(ftcfg, work / "run_finetune", device, warmup=1 if tiny else 2)
+                r["num_workers"] = cfg.finetune.num_workers
+                headline["finetune_step_ratio"] = r["ratio"]
+                sec = _step_section(r, label + ", finetune section")
+                sec["note"] = sec["note"].replace("real PretrainTask", "real ClassifierTask of the full head")
+                sections.append(dict(sec, title=title))
+            except Exception as exc:  # noqa: BLE001
+                sections.append(_failed(title, exc))
         if "loader" not in args.skip:
             rows = _loader_speed.measure(work / "loader", tiny)
             headline["min_data_wait_share"] = min(r["data-wait share"] for r in rows)

@@ -58,6 +58,8 @@ def test_speed(tmp_path):
     assert step["ratio"] > 0
     fusion = _section(data, "(a2)")["rows"][0]  # ITM + masked_fused on
     _finite([fusion], "ratio", "trainer ms", "bare ms")
+    finetune = _section(data, "(a3)")["rows"][0]  # the fine-tuning step on the same engine
+    _finite([finetune], "ratio", "trainer ms", "bare ms")
     loader = _section(data, "(b)")
     _finite(loader["rows"], "loader samples/s", "encoder step samples/s", "engine step samples/s", "data-wait share")
     assert sorted({r["num_workers"] for r in loader["rows"]}) == [0, 1, 2] and "data-wait share" in loader["note"]
