@@ -1,4 +1,4 @@
-"""Multi-node pretraining through torchrun's c10d rendezvous, on loopback.
+"""Multi-node pretraining and fine-tuning through torchrun's c10d rendezvous, on loopback.
 
 Two "nodes" of one process each (``--nnodes 2 --node_rank 0/1 --rdzv_backend c10d
 --rdzv_endpoint 127.0.0.1:PORT``, gloo) train the same loss curve, row for row in
@@ -37,17 +37,25 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
 
 
+FINETUNE = ["finetune.heads=[full]", "finetune.baselines=[]", "finetune.batch_size=4", "finetune.epochs=2",
+            "finetune.log_every=1", "finetune.progress=false", "evaluation.bootstrap=0", "evaluation.subgroups=[]",
+            "evaluation.missing_modality=false"]
+# where each command's engine writes its metrics.csv inside the run folder
+METRICS = {"pretrain": Path("metrics.csv"), "finetune": Path("training") / "holdout_frac1" / "full" / "metrics.csv"}
+
+
 def _losses(run: Path):
-    with open(run / "metrics.csv", newline="") as f:
+    with open(run, newline="") as f:
         return [(r["step"], r["split"], float(r["loss"])) for r in csv.DictReader(f)]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="loopback gloo rendezvous test runs on Linux")
-def test_two_nodes_match_one_node_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_two_nodes_match_one_node_with_the_same_global_batch(tmp_path, command):
     syn = make_synthetic_cohort(tmp_path / "cohort", n_patients=12, size=16, seed=5)
     cfg_path = tmp_path / "cfg.yaml"
-    save_config(load_config(None, list(syn.overrides) + TINY), cfg_path)
-    cli = ["-m", "clinfusion.cli.main", "pretrain", str(cfg_path)]
+    save_config(load_config(None, list(syn.overrides) + TINY + FINETUNE), cfg_path)
+    cli = ["-m", "clinfusion.cli.main", command, str(cfg_path)]
     one = subprocess.run(TORCHRUN + ["--standalone", "--nproc_per_node", "2"] + cli + ["--out", str(tmp_path / "one")],
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -60,7 +68,7 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(tmp_path):
     outs = [p.communicate(timeout=600) for p in nodes]
     for p, (_, err) in zip(nodes, outs):
         assert p.returncode == 0, err[-3000:]
-    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    a, b = _losses(tmp_path / "one" / METRICS[command]), _losses(tmp_path / "two" / METRICS[command])
     assert len(a) >= 4 and [r[:2] for r in a] == [r[:2] for r in b]
     for (step, split, la), (_, _, lb) in zip(a, b):
         assert abs(la - lb) <= 1e-5 * max(1.0, abs(la)), (step, split, la, lb)
