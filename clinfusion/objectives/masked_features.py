@@ -5,7 +5,7 @@ Huang et al. 2020, Somepalli et al. 2021). Numeric: MSE; categorical: cross-entr
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,22 @@ def mask_features(num: Tensor, num_missing: Tensor, cat: Tensor, cat_missing: Te
     }
 
 
+def categorical_layout(cards: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """Where each categorical feature's logits sit in one concatenated head of ``max(sum(cards), 1)`` outputs.
+
+    Returns:
+        ``offsets [F_cat]`` long (index of feature f's first logit: ``cat + offsets`` is the
+        target in the concatenated head) and ``own [F_cat, max(sum(cards), 1)]`` bool (True on
+        feature f's own logits; the others are masked out before the cross-entropy).
+    """
+    cards = [int(c) for c in cards]
+    offsets = torch.tensor([0] + cards, dtype=torch.long).cumsum(0)
+    own = torch.zeros(len(cards), max(sum(cards), 1), dtype=torch.bool)
+    for f in range(len(cards)):
+        own[f, offsets[f]: offsets[f + 1]] = True
+    return offsets[: len(cards)], own
+
+
 class MaskedFeatureLoss(nn.Module):
     """Per-feature reconstruction heads on the token outputs.
 
@@ -55,11 +71,8 @@ class MaskedFeatureLoss(nn.Module):
         self.num_weight = nn.Parameter(torch.randn(self.n_num, hidden) * hidden ** -0.5)
         self.num_bias = nn.Parameter(torch.zeros(self.n_num))
         self.cat_head = nn.Linear(hidden, max(sum(cards), 1))
-        offsets = torch.tensor([0] + cards, dtype=torch.long).cumsum(0)
-        own = torch.zeros(self.n_cat, max(sum(cards), 1), dtype=torch.bool)  # feature f's logits
-        for f in range(self.n_cat):
-            own[f, offsets[f]: offsets[f + 1]] = True
-        self.register_buffer("cat_offsets", offsets[: self.n_cat], persistent=False)
+        offsets, own = categorical_layout(cards)
+        self.register_buffer("cat_offsets", offsets, persistent=False)
         self.register_buffer("cat_own", own, persistent=False)
 
     def forward(self, tokens: Tensor, num: Tensor, cat: Tensor, mask_num: Tensor, mask_cat: Tensor) -> Dict[str, Tensor]:

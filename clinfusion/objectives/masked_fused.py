@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from clinfusion.encoders.schema import TableSchema
+from clinfusion.objectives.masked_features import categorical_layout
 
 
 class MaskedFusedLoss(nn.Module):
@@ -39,11 +40,8 @@ class MaskedFusedLoss(nn.Module):
         cards = [int(c) for c in schema.cat_cardinalities]
         self.num_head = nn.Linear(fused_dim, max(self.n_num, 1))
         self.cat_head = nn.Linear(fused_dim, max(sum(cards), 1))
-        offsets = torch.tensor([0] + cards, dtype=torch.long).cumsum(0)
-        own = torch.zeros(self.n_cat, max(sum(cards), 1), dtype=torch.bool)  # feature f's logits
-        for f in range(self.n_cat):
-            own[f, offsets[f]: offsets[f + 1]] = True
-        self.register_buffer("cat_offsets", offsets[: self.n_cat], persistent=False)
+        offsets, own = categorical_layout(cards)
+        self.register_buffer("cat_offsets", offsets, persistent=False)
         self.register_buffer("cat_own", own, persistent=False)
 
     def forward(self, fused: Tensor, num: Tensor, cat: Tensor, mask_num: Tensor, mask_cat: Tensor) -> Dict[str, Tensor]:

@@ -63,3 +63,13 @@ def test_reconstruction_through_the_fusion_uses_the_image():
         shuffled = float(step(img[torch.randperm(n, generator=g)], torch.Generator().manual_seed(7)))
     assert trained < 0.25 * first  # it learned to read feature a off the image
     assert shuffled > 4 * trained  # and it is the image that carries it (other images: much worse)
+
+
+def test_categorical_layout_places_each_feature_in_its_own_logits():
+    from clinfusion.objectives.masked_features import categorical_layout
+
+    offsets, own = categorical_layout([2, 3])  # feature 0: logits 0-1, feature 1: logits 2-4
+    assert offsets.tolist() == [0, 2]
+    assert own.tolist() == [[True, True, False, False, False], [False, False, True, True, True]]
+    offsets, own = categorical_layout([])  # no categorical column: an empty layout over one dummy logit
+    assert offsets.numel() == 0 and tuple(own.shape) == (0, 1)
