@@ -42,8 +42,8 @@ MODEL = [  # one small model for every run (CPU budget); losses as in ordinary p
     "model.projection_dim=64", "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1",
     "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=64", "image.cache=memory",
     "image.augment.rotate_degrees=0", "pretrain.progress=false", "pretrain.warmup_epochs=0",
-    "cohort.exclude=[site]", "cohort.split_column=split", "federated.min_sites=3", "device=cpu",
-]
+    "cohort.split_column=split", "federated.min_sites=3", "device=cpu",
+]  # cohort.exclude is per cohort (below): a shared value here would replace NIH's [findings, site]
 
 
 # --------------------------------------------------------------------------- cohorts
@@ -67,7 +67,8 @@ def synthetic_cohort(work: Path, n_patients: int) -> tuple[Path, List[str]]:
     frame["split"] = _split_by_patient(frame, 0)
     table = Path(syn.table).parent / "cohort_sites.csv"
     frame.to_csv(table, index=False)
-    overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [f"cohort.table={table}"]
+    overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [f"cohort.table={table}",
+                                                                                   "cohort.exclude=[site]"]
     return table, overrides
 
 
