@@ -86,7 +86,7 @@ def _evaluate(run_dir: Path, synth: Any, device: torch.device) -> Dict[str, Any]
     from clinfusion.explain.run import load_run, test_ids
 
     run, clf = load_run(run_dir, device=str(device))
-    ex = explainable_from_classifier(clf, run.task)
+    ex = explainable_from_classifier(clf, run.kind)
     cfg = run.cfg.explain
     data = prepare_external(run, None, labelled=False).data
     data.device = device

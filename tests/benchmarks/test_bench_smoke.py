@@ -123,3 +123,11 @@ def test_federated(tmp_path):
     _finite(sec["rows"], "auroc", "pretrain_s")
     _finite([r for r in sec["rows"] if r["model"].startswith("federated")], "rounds_per_s", "mb_per_round")
     assert set(data["verdicts"]["synthetic"]["met"]) == {"federated FedAvg", "federated FedProx (mu 0.01)"}
+
+
+def test_explain_quality(tmp_path):
+    data = _run("explain_quality", tmp_path)
+    rows = _section(data, "Explanation quality on the planted synthetic cohort")["rows"]
+    assert {"integrated_gradients", "occlusion", "gradcam"} <= {r["method"] for r in rows}
+    _finite([r for r in rows if r["method"] != "tabular_ig: marker rank"], "pointing / rank")
+    _finite(_section(data, "Explained classifier")["rows"], "AUROC")
