@@ -65,3 +65,40 @@ def checkpoint_step(ckpt: Path) -> Optional[tuple]:
     except Exception:
         return None
     return int(state["step"]), int(state["extra"].get("step_in_epoch", 0))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (rendezvous endpoints, SuperLink addresses)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_after_mid_epoch_checkpoint(args: List[str], ckpt: Path) -> tuple:
+    """Run the CLI under torchrun, SIGKILL it as soon as ``ckpt`` holds a checkpoint taken
+    inside an epoch, and return that checkpoint's ``(step, step_in_epoch)``."""
+    seen = []
+
+    def mid_epoch() -> bool:
+        got = checkpoint_step(ckpt)
+        if got is not None and got[1] > 0:
+            seen.append(got)
+            return True
+        return False
+
+    assert kill_when(args, mid_epoch), "the run ended before the kill"
+    assert seen and seen[0][1] > 0  # killed after a checkpoint taken inside an epoch
+    return seen[0]
+
+
+def assert_same_weights(a: Path, b: Path, atol: float = 1e-6) -> None:
+    """The two ``model.safetensors`` files hold the same tensors (names and values)."""
+    import torch
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(str(a)), load_file(str(b))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), atol=atol), k

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.torchrun_helpers import checkpoint_step, kill_when, run_torchrun
+from tests.torchrun_helpers import assert_same_weights, kill_after_mid_epoch_checkpoint, run_torchrun
 
 
 def test_bf16_finetune_step_on_cpu(dn_cfg, tmp_path):
@@ -47,8 +47,6 @@ def test_torchrun_finetune_killed_mid_epoch_resumes_to_identical_weights(dn_cfg,
     """``torchrun --nproc_per_node 2 -m clinfusion.cli.main finetune`` (gloo, CPU): a run killed
     after a mid-epoch checkpoint and resumed with --resume ends with the weights and metrics
     rows of the run never stopped."""
-    from safetensors.torch import load_file
-
     from clinfusion.config import save_config
 
     cfg = tmp_path / "cfg.yaml"
@@ -61,25 +59,12 @@ def test_torchrun_finetune_killed_mid_epoch_resumes_to_identical_weights(dn_cfg,
     assert done.returncode == 0, done.stdout[-3000:]
     assert done.stdout.count("fine-tuned run:") == 1  # rank 0 speaks
     ckpt = cut / "training" / "holdout_frac1" / "full" / "checkpoints" / "last"
-    seen = []
-
-    def mid_epoch() -> bool:
-        got = checkpoint_step(ckpt)
-        if got is not None and got[1] > 0:
-            seen.append(got)
-            return True
-        return False
-
-    assert kill_when(["finetune", str(cfg), *args, "--out", str(cut)], mid_epoch), "the run ended before the kill"
-    assert seen and seen[0][1] > 0  # killed after a checkpoint taken inside an epoch
+    kill_after_mid_epoch_checkpoint(["finetune", str(cfg), *args, "--out", str(cut)], ckpt)
     assert not (cut / "classifier" / "meta.json").exists()
     again = run_torchrun(["finetune", str(cfg), *args, "--out", str(cut), "--resume"])
     assert again.returncode == 0, again.stdout[-3000:]
-    a = load_file(str(ref / "classifier" / "full" / "model.safetensors"))
-    b = load_file(str(cut / "classifier" / "full" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    assert_same_weights(ref / "classifier" / "full" / "model.safetensors",
+                        cut / "classifier" / "full" / "model.safetensors")
     assert _metrics_rows(cut) == _metrics_rows(ref)
     assert [r["split"] for r in _metrics_rows(ref)].count("val") == 1  # validation loss + AUROC per epoch
     assert (ref / "comparison.csv").read_text() == (cut / "comparison.csv").read_text()

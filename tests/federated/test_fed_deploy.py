@@ -17,14 +17,9 @@ import pytest
 
 from clinfusion.cli.main import main
 from fed_helpers import TINY
+from tests.torchrun_helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_listening(port: int, procs, timeout: float = 60.0) -> None:
@@ -46,7 +41,7 @@ def federation(tmp_path, fed_cohort):
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "PYTHONPATH": str(REPO),
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     frame = pd.read_csv(fed_cohort.table)
-    link = _free_port()
+    link = free_port()
     procs, log = [], open(tmp_path / "flower.log", "w")
 
     def start(cmd):
@@ -60,7 +55,7 @@ def federation(tmp_path, fed_cohort):
             table = Path(fed_cohort.table).parent / f"deploy_site_{site}.csv"  # next to the images it names
             frame[frame["site"] == site].to_csv(table, index=False)
             start(["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--node-config",
-                   f"site='{site}' table='{table}'", "--host", "127.0.0.1", "--port", str(_free_port())])
+                   f"site='{site}' table='{table}'", "--host", "127.0.0.1", "--port", str(free_port())])
         _wait_listening(link, procs)
         yield link
     finally:

@@ -8,7 +8,6 @@ Two "nodes" of one process each (``--nnodes 2 --node_rank 0/1 --rdzv_backend c10
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from clinfusion.config import load_config, save_config
 from clinfusion.datasets.synthetic import make_synthetic_cohort
+from tests.torchrun_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -25,12 +25,6 @@ TINY = ["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4", "mod
         "model.tabular_encoder.intermediate_size=32", "model.fusion.dim=16", "model.projection_dim=16",
         "pretrain.batch_size=4", "pretrain.epochs=2", "pretrain.log_every=1", "pretrain.progress=false",
         "cohort.exclude=[]", "cohort.categorical=null", "image.size=[16,16]", "device=cpu"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env():
@@ -59,7 +53,7 @@ def test_two_nodes_match_one_node_with_the_same_global_batch(tmp_path, command):
     one = subprocess.run(TORCHRUN + ["--standalone", "--nproc_per_node", "2"] + cli + ["--out", str(tmp_path / "one")],
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    port = _port()
+    port = free_port()
     nodes = [subprocess.Popen(TORCHRUN + ["--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
                                           "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}",
                                           "--rdzv_id", "cf-test"] + cli + ["--out", str(tmp_path / "two")],

@@ -6,7 +6,7 @@ import csv
 
 import torch
 
-from tests.torchrun_helpers import checkpoint_step, kill_when, run_torchrun
+from tests.torchrun_helpers import assert_same_weights, kill_after_mid_epoch_checkpoint, run_torchrun
 from trn_helpers import tiny_config
 
 
@@ -44,8 +44,6 @@ def test_torchrun_pretrain_killed_mid_epoch_resumes_to_identical_weights(synthet
     """``torchrun --nproc_per_node 2 -m clinfusion.cli.main pretrain`` (gloo, CPU): a run SIGKILLed after a
     mid-epoch checkpoint and resumed with --resume ends with the weights and metrics rows of the run never
     stopped. 30 training rows, 2 ranks x batch 4 -> 3 optimizer steps in the one epoch."""
-    from safetensors.torch import load_file
-
     from clinfusion.config import save_config
 
     cfg = tmp_path / "cfg.yaml"
@@ -54,23 +52,10 @@ def test_torchrun_pretrain_killed_mid_epoch_resumes_to_identical_weights(synthet
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     done = run_torchrun(["pretrain", str(cfg), "--out", str(ref)])
     assert done.returncode == 0, done.stdout[-3000:]
-    seen = []
-
-    def mid_epoch() -> bool:
-        got = checkpoint_step(cut / "checkpoints" / "last")
-        if got is not None and got[1] > 0:
-            seen.append(got)
-            return True
-        return False
-
-    assert kill_when(["pretrain", str(cfg), "--out", str(cut)], mid_epoch), "the run ended before the kill"
-    assert seen and seen[0][1] > 0  # killed after a checkpoint taken inside the epoch
+    kill_after_mid_epoch_checkpoint(["pretrain", str(cfg), "--out", str(cut)], cut / "checkpoints" / "last")
     again = run_torchrun(["pretrain", str(cfg), "--out", str(cut), "--resume"])
     assert again.returncode == 0, again.stdout[-3000:]
-    a = load_file(str(ref / "checkpoints" / "last" / "model.safetensors"))
-    b = load_file(str(cut / "checkpoints" / "last" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    assert_same_weights(ref / "checkpoints" / "last" / "model.safetensors",
+                        cut / "checkpoints" / "last" / "model.safetensors")
     assert _metrics_rows(cut) == _metrics_rows(ref)
     assert [r["split"] for r in _metrics_rows(ref)].count("train") >= 3  # log_every=1: every step is a row
