@@ -212,17 +212,14 @@ def main(argv: List[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_federated_") as tmp:
         work = Path(tmp)
-        if "synthetic" in args.parts:
-            table, ov = synthetic_cohort(work, b["syn_patients"])
-            sec = compare("Federated pretraining, planted cohort in 3 shifted sites", table, ov, work / "syn_runs", b,
-                          b["syn_epochs"])
-            verdicts["synthetic"] = sec.pop("verdict")
-            sections.append(sec)
-        if "nih" in args.parts:
-            table, ov = nih_cohort(work, b["nih_patients"])
-            sec = compare("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", table, ov, work / "nih_runs", b,
-                          b["nih_epochs"])
-            verdicts["nih"] = sec.pop("verdict")
+        parts = {"synthetic": ("Federated pretraining, planted cohort in 3 shifted sites", synthetic_cohort, "syn"),
+                 "nih": ("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", nih_cohort, "nih")}
+        for part, (title, make_cohort, key) in parts.items():
+            if part not in args.parts:
+                continue
+            table, ov = make_cohort(work, b[f"{key}_patients"])
+            sec = compare(title, table, ov, work / f"{key}_runs", b, b[f"{key}_epochs"])
+            verdicts[part] = sec.pop("verdict")
             sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
