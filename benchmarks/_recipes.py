@@ -27,28 +27,24 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import pandas as pd
 
-RECIPES: Dict[str, Dict[str, float]] = {
-    "clip": dict(clip=1.0, simclr=0.0, scarf=0.0),
-    "clip+unimodal": dict(clip=1.0, simclr=0.5, scarf=0.5),
-    "clip+unimodal+fusion": dict(clip=1.0, simclr=0.5, scarf=0.5, itm=1.0, masked_fused=1.0),
-    "mae+clip": dict(clip=1.0, simclr=0.0, scarf=0.0, mae=1.0),
+RECIPES: Dict[str, Dict[str, float]] = {  # the demo config's weights where a term is on
+    "clip": dict(clip=0.5),
+    "clip+unimodal": dict(clip=0.5, simclr=1.0, scarf=0.5, masked_features=0.25),
+    "clip+unimodal+fusion": dict(clip=0.5, simclr=1.0, scarf=0.5, masked_features=0.25, itm=0.5, masked_fused=0.5),
+    "mae+clip": dict(clip=0.5, mae=1.0),
 }
 DECLARED = "clip+unimodal+fusion"  # judged by the goals; the others are reported beside it
 FRACTIONS = (0.01, 0.1, 1.0)
-BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; "small" must fit ~8 min on 2 idle cores
-    "tiny": dict(rec_patients=40, rec_batch=8, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
-                 dims=[2], rec_nih=False, rec_nih_epochs=1),  # smoke test: plumbing only
-    "small": dict(rec_patients=100, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=6, rec_ft_epochs=15, rec_size={2: 16, 3: 8},
-                  dims=[2, 3], rec_nih=False, rec_nih_epochs=4),
-    "full": dict(rec_patients=200, rec_batch=32, rec_seeds=[0, 1, 2], rec_pre_epochs=20, rec_ft_epochs=30, rec_size={2: 32, 3: 16},
-                 dims=[2, 3], rec_nih=True, rec_nih_epochs=8),
+BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; epochs None = the demo config's own (24 / 30)
+    "tiny": dict(rec_patients=40, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
+                 dims=[2], rec_nih=False, rec_nih_epochs=1, extra=["pretrain.batch_size=8", "finetune.batch_size=8"]),
+    "small": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 16},
+                  dims=[2, 3], rec_nih=False, rec_nih_epochs=None, extra=[]),
+    "full": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 16},
+                 dims=[2, 3], rec_nih=True, rec_nih_epochs=None, extra=[]),
 }
-MODEL = [  # small enough for CPU; the planted rule needs no more
-    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=8", "model.fusion.dim=32", "model.projection_dim=32",
-    "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1", "model.tabular_encoder.num_heads=2",
-    "model.tabular_encoder.intermediate_size=64", "model.tabular_encoder.dropout=0.0",
-]
-VIT = ["model.image_encoder.name=vit_tiny", "model.image_encoder.width=32", "pretrain.mae.decoder_dim=32",
+VIT = ["model.image_encoder.name=vit_tiny", "model.image_encoder.width=32", "model.image_encoder.pool=avg",
+       "model.image_encoder.stem_stride=null", "pretrain.mae.decoder_dim=32",
        "pretrain.mae.decoder_heads=2", "pretrain.mae.decoder_depth=1", "pretrain.mae.mask_ratio=0.5"]
 
 
@@ -58,10 +54,13 @@ def _losses(recipe: str) -> List[str]:
     return [f"pretrain.losses.{k}={v:g}" for k, v in w.items()] + (VIT if recipe.startswith("mae") else [])
 
 
-def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work: Path, recipes: Sequence[str],
-             pre_cfg: Any = None, ft_cfg: Any = None) -> pd.DataFrame:
+def _epochs(b: Dict[str, Any], key: str, section: str) -> List[str]:
+    return [f"{section}.epochs={b[key]}"] if b.get(key) else []
+
+
+def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work: Path, recipes: Sequence[str]) -> pd.DataFrame:
     """Every recipe on one cohort/seed; rows ``recipe, model (linear | fused_scratch), label_fraction, auroc``."""
-    from benchmarks._quality_runs import pretrain_finetune
+    from benchmarks._quality_runs import NIH_PRETRAIN, pretrain_finetune
 
     frames = []
     for i, recipe in enumerate(recipes):
@@ -69,7 +68,7 @@ def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work:
         extra = [f"finetune.baselines=[{','.join(base)}]"]
         vit = VIT if recipe.startswith("mae") else []
         t0 = time.perf_counter()
-        r = pretrain_finetune(pre_cfg, list(common) + list(pre) + _losses(recipe), ft_cfg,
+        r = pretrain_finetune(NIH_PRETRAIN, list(common) + list(pre) + _losses(recipe), NIH_PRETRAIN,
                               list(common) + list(ft) + extra + vit, work / recipe.replace("+", "_"))
         comp = r["comparison"]
         comp = comp[comp["model"].isin(["linear", "fused_scratch"])].copy()
@@ -87,15 +86,13 @@ def synthetic_runs(dims: int, seeds: Sequence[int], b: Dict[str, Any], work: Pat
     for seed in seeds:
         synth = make_synthetic_cohort(work / f"rec{dims}d_s{seed}" / "cohort", n_patients=b["rec_patients"],
                                       images_per_patient=1, spatial_dims=dims, size=b["rec_size"][dims], seed=seed)
-        common = list(synth.overrides) + MODEL + [f"device={device}", f"seed={seed}", "split.val_fraction=0.15",
-                                                  "split.test_fraction=0.3", "evaluation.subgroups=[]",
-                                                  "evaluation.bootstrap=10", "image.cache=memory"]
-        pre = [f"pretrain.epochs={b['rec_pre_epochs']}", f"pretrain.batch_size={b['rec_batch']}", "pretrain.progress=false",
-               "pretrain.lr=0.003", "pretrain.warmup_epochs=0.5", "model.modality_dropout=0.1",
-               "image.augment.rotate_degrees=0"]
-        ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]",
-              f"finetune.epochs={b['rec_ft_epochs']}", f"finetune.batch_size={b['rec_batch']}", "finetune.lr=0.01",
-              "finetune.encoder_lr=0.003"]
+        common = list(synth.overrides) + list(b["extra"]) + [
+            f"device={device}", f"seed={seed}", "split.val_fraction=0.15", "split.test_fraction=0.3",
+            "cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]", "evaluation.bootstrap=0",
+            "evaluation.missing_modality=false", "image.cache=memory"]
+        pre = _epochs(b, "rec_pre_epochs", "pretrain") + ["pretrain.progress=false"]
+        ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]"] + \
+            _epochs(b, "rec_ft_epochs", "finetune")
         df = run_cell(common, pre, ft, work / f"rec{dims}d_s{seed}", list(RECIPES))
         df["seed"] = seed
         frames.append(df)
@@ -167,8 +164,9 @@ def synthetic_section(b: Dict[str, Any], dims: int, work: Path, device: str) -> 
     rows = table_rows(df)
     note = (f"Planted cohort {dims}D, {b['rec_patients']} patients x 1 image, {b['rec_size'][dims]}^{dims}, seeds "
             f"{list(b['rec_seeds'])} (cohort, split and weights change with the seed); holdout test 30% of "
-            f"patients; pretraining {b['rec_pre_epochs']} epochs, linear probe / from-scratch "
-            f"{b['rec_ft_epochs']} epochs; label fractions of the training patients. {v['text']}. "
+            f"patients; the demo config (configs/nih_cxr_demo.yaml) with only pretrain.losses changed per recipe"
+            f"{'' if not b['rec_pre_epochs'] else ', pretrain.epochs=' + str(b['rec_pre_epochs'])}; "
+            f"label fractions of the training patients. {v['text']}. "
             f"{time.perf_counter() - t0:.0f} s in all.")
     return {"title": f"Pretraining recipes, planted cohort {dims}D: fused linear probe vs fused from scratch",
             "columns": list(rows[0]), "rows": rows, "note": note, "verdict": v, "key": f"recipes {dims}d"}
@@ -176,19 +174,16 @@ def synthetic_section(b: Dict[str, Any], dims: int, work: Path, device: str) -> 
 
 def nih_section(b: Dict[str, Any], work: Path, device: str) -> Dict[str, Any]:
     """NIH (bundled cohort, holdout, one seed) with the demo configs at a short budget."""
-    from benchmarks._quality_runs import NIH_FINETUNE, NIH_PRETRAIN
-
     t0 = time.perf_counter()
-    common = [f"device={device}", "evaluation.bootstrap=10", "evaluation.subgroups=[]"]
-    pre = [f"pretrain.epochs={b['rec_nih_epochs']}", "pretrain.progress=false"]
+    common = [f"device={device}", "evaluation.bootstrap=0", "evaluation.subgroups=[]"]
+    pre = _epochs(b, "rec_nih_epochs", "pretrain") + ["pretrain.progress=false"]
     ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]",
-          f"finetune.epochs={b['rec_ft_epochs']}", "finetune.cv_folds=null"]
-    df = run_cell(common, pre, ft, work / "rec_nih", [r for r in RECIPES if not r.startswith("mae")],
-                  NIH_PRETRAIN, NIH_FINETUNE)
+          "finetune.cv_folds=null"] + _epochs(b, "rec_ft_epochs", "finetune")
+    df = run_cell(common, pre, ft, work / "rec_nih", [r for r in RECIPES if not r.startswith("mae")])
     df["seed"] = 0
     rows = table_rows(df)
     return {"title": "Pretraining recipes, NIH chest X-ray (abnormal): fused linear probe vs fused from scratch",
             "columns": list(rows[0]), "rows": rows,
-            "note": f"One seed, holdout split of the demo configs, {b['rec_nih_epochs']} pretraining epochs; the MAE "
+            "note": f"One seed, holdout split and epochs of the demo config; the MAE "
                     f"recipe needs a ViT and is left out here. {verdict(df)['text']}. "
                     f"{time.perf_counter() - t0:.0f} s."}

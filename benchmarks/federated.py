@@ -37,9 +37,11 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
     "tiny": dict(syn_patients=36, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8),
     "small": dict(syn_patients=150, nih_patients=None, syn_epochs=12, nih_epochs=6, bootstrap=200, batch=32),
 }
-MODEL = [  # one small model for every run (CPU budget); losses as in ordinary pretraining
-    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=16", "model.fusion.dim=64",
-    "model.projection_dim=64", "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1",
+MODEL = [  # one small model for every run (CPU budget); encoder and losses as in the demo config
+    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=16", "model.image_encoder.pool=max",
+    "model.image_encoder.stem_stride=1", "model.fusion.dim=128", "model.projection_dim=64",
+    "pretrain.losses.clip=0.5", "pretrain.losses.simclr=1.0", "image.augment.crop_scale=[0.8,1.0]",
+    "image.augment.noise_std=0.05", "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1",
     "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=64", "image.cache=memory",
     "image.augment.rotate_degrees=0", "pretrain.progress=false", "pretrain.warmup_epochs=0",
     "cohort.split_column=split", "federated.min_sites=3", "device=cpu",

@@ -104,6 +104,13 @@ class ImageEncoderConfig(Section):
     weights: Optional[str] = None  # local .safetensors / .pt state dict; never downloaded
     width: Optional[int] = Field(None, ge=1)  # override base width (tiny test models)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout before the embedding
+    # CNN encoders (cnn_tiny, resnet*): global pooling of the last feature map. "max" keeps a
+    # small finding (a nodule, a lesion) that "avg" dilutes over the whole image; "avgmax"
+    # concatenates both (embedding twice as wide). ViT / hf encoders pool their tokens.
+    pool: Literal["avg", "max", "avgmax"] = "avg"
+    # CNN encoders: stride of the first convolution (null: the network's own, 2). 1 keeps full
+    # resolution for small images (<= 64 px), where a stride-2 stem blurs a few-pixel finding
+    stem_stride: Optional[int] = Field(None, ge=1, le=4)
     # name "hf": a Hugging Face vision model (ViT, DINOv2, ConvNeXt, Swin, ...): a local
     # save_pretrained folder or a hub id already in the local HF cache (never downloaded)
     hf_model: Optional[str] = None

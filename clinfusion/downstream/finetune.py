@@ -133,7 +133,7 @@ def _fold_setup(base: Base, cohort: Any, info: LabelInfo, fold: Fold, device: to
     data = FinetuneData(cohort, pre, cfg.image, info, cfg.finetune.batch_size,
                         LoaderSettings.from_section(cfg.finetune), device)
     ctx = HeadContext(data, info, cfg.finetune, fold.train, fold.val, encoder, new_model, new_image_encoder, cfg.seed,
-                      **run)
+                      pretrained=base.model is not None or bool(cfg.model.image_encoder.weights), **run)
     return data, ctx
 
 

@@ -97,6 +97,7 @@ class HeadContext:
     new_model: Callable[[], torch.nn.Module]  # a freshly initialised MultimodalModel
     new_image_encoder: Callable[[], torch.nn.Module]  # a freshly initialised ImageEncoder
     seed: int = 0
+    pretrained: bool = False  # `encoder` comes from a pretrained run (else it is randomly initialised)
     work_dir: Optional[Path] = None  # engine-trained models: checkpoints + metrics.csv under <work_dir>/<name>/
     resume: bool = False  # continue engine training from <work_dir>/<name>/checkpoints/last
     device_pref: str = "auto"  # the run's `device` (the engine places each process under torchrun)

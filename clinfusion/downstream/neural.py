@@ -148,12 +148,14 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
     return net.eval()
 
 
-def _end_to_end(ctx: HeadContext, model: nn.Module, name: str) -> FusedPredictor:
+def _end_to_end(ctx: HeadContext, model: nn.Module, name: str, pretrained: bool) -> FusedPredictor:
+    """Train ``model`` + a linear layer end to end: pretrained encoders at ``finetune.encoder_lr``
+    (discriminative fine-tuning), a randomly initialised model everywhere at ``finetune.lr``."""
     model.requires_grad_(True)  # a copy of a frozen encoder carries requires_grad=False
     clf = make_classifier(model, ctx.info.num_outputs, "linear", ctx.cfg.mlp_hidden, freeze_encoders=False)
     apply_freeze(clf.model, ctx.cfg.freeze)
     fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows), cohort_dataset(ctx.data, ctx.val_rows),
-                    {"model.model.": ctx.cfg.encoder_lr})
+                    {"model.model.": ctx.cfg.encoder_lr} if pretrained else None)
     return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.kind, "linear", ctx.cfg.mlp_hidden, frozen=False)
 
 
@@ -176,13 +178,13 @@ def apply_freeze(model: nn.Module, names: List[str]) -> None:
 @register_model("full", "head")
 def full(ctx: HeadContext) -> FusedPredictor:
     """Fine-tune a copy of the (pre)trained model end-to-end."""
-    return _end_to_end(ctx, ctx.encoder_copy(), "full")
+    return _end_to_end(ctx, ctx.encoder_copy(), "full", pretrained=ctx.pretrained)
 
 
 @register_model("fused_scratch", "baseline")
 def fused_scratch(ctx: HeadContext) -> FusedPredictor:
     """The fused model randomly initialised, trained end-to-end like ``full``."""
-    return _end_to_end(ctx, ctx.new_model(), "fused_scratch")
+    return _end_to_end(ctx, ctx.new_model(), "fused_scratch", pretrained=False)
 
 
 @register_model("mlp", "head")

@@ -39,6 +39,9 @@ def create_image_encoder(cfg: ImageEncoderConfig, spatial_dims: int, in_channels
     if cfg.width is not None and cfg.width < 1:
         raise ConfigError(f"model.image_encoder.width: got {cfg.width}; use a positive integer or null")
     enc = IMAGE_ENCODERS.create(cfg.name, cfg, spatial_dims, in_channels, image_size)
+    if (cfg.pool != "avg" or cfg.stem_stride is not None) and not enc.cnn_options:
+        raise ConfigError(f"model.image_encoder.pool / stem_stride: only CNN encoders (cnn_tiny, resnet*) have them; "
+                          f"'{cfg.name}' pools its own tokens: remove these keys")
     if cfg.weights:
         load_weights(enc, cfg.weights)
     return enc

@@ -18,6 +18,27 @@ from clinfusion.registry import Registry
 IMAGE_ENCODERS = Registry("image encoder")
 
 
+class GlobalPool(nn.Module):
+    """Global pooling of a CNN feature map: ``[B, C, *S]`` -> ``[B, C]`` (``avg``, ``max``) or
+    ``[B, 2C]`` (``avgmax``: average and maximum concatenated)."""
+
+    WIDTH = {"avg": 1, "max": 1, "avgmax": 2}
+
+    def __init__(self, mode: str = "avg") -> None:
+        super().__init__()
+        if mode not in self.WIDTH:
+            raise ValueError(f"pool must be one of {sorted(self.WIDTH)}, got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.flatten(2)
+        if self.mode == "avg":
+            return flat.mean(-1)
+        if self.mode == "max":
+            return flat.amax(-1)
+        return torch.cat([flat.mean(-1), flat.amax(-1)], dim=1)
+
+
 class ImageEncoder(nn.Module):
     """Base of all image encoders (timm-style uniform interface).
 
@@ -25,6 +46,7 @@ class ImageEncoder(nn.Module):
         embed_dim: width ``D`` of :meth:`forward_features`.
         default_cam_layer: module path (``encoder.get_submodule(path)``) of the last
             convolutional stage / transformer block, the Grad-CAM target.
+        cnn_options: whether ``model.image_encoder.pool`` and ``stem_stride`` apply (CNNs).
         cam_token_grid: ``None`` for CNNs (the CAM layer outputs ``[B, C, *S']``); for ViTs
             the patch grid ``S'`` so the block output ``[B, N, D]`` can be reshaped to
             ``[B, D, *S']`` (``N = prod(S')``).
@@ -33,6 +55,7 @@ class ImageEncoder(nn.Module):
     embed_dim: int
     default_cam_layer: str
     cam_token_grid: Optional[Tuple[int, ...]] = None
+    cnn_options = False  # True where the encoder honours model.image_encoder.pool / stem_stride
 
     def __init__(self) -> None:
         super().__init__()

@@ -128,3 +128,57 @@ def test_vit_needs_size_and_patch_divides():
 def test_width_sets_embed_dim():
     assert create_image_encoder(ImageEncoderConfig(name="resnet50", width=4), 2, 1).embed_dim == 4 * 8 * 4
     assert create_image_encoder(ImageEncoderConfig(name="resnet18"), 2, 3).embed_dim == 512
+
+
+def _cam_output(enc, x):
+    seen = {}
+    h = enc.get_submodule(enc.default_cam_layer).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
+    out = enc(x)
+    h.remove()
+    return out, seen["o"]
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("name,default_div,stride1_div", [("cnn_tiny", 8, 4), ("resnet10", 32, 8)])
+def test_pool_modes_and_stem_stride(name, default_div, stride1_div, spatial_dims):
+    size = (64, 64) if spatial_dims == 2 else (32, 32, 32)
+    x = torch.randn(2, 1, *size)
+    for stem, div in ((None, default_div), (1, stride1_div)):
+        torch.manual_seed(0)
+        enc = create_image_encoder(_cfg(name, stem_stride=stem), spatial_dims, 1, size).eval()
+        out, fmap = _cam_output(enc, x)
+        assert fmap.shape[2:] == tuple(s // div for s in size)
+        assert torch.allclose(out, fmap.flatten(2).mean(-1), atol=1e-6)  # pool: avg (the default)
+    widths = {}
+    for pool in ("max", "avgmax"):
+        torch.manual_seed(0)
+        enc = create_image_encoder(_cfg(name, pool=pool, stem_stride=1), spatial_dims, 1, size).eval()
+        out, fmap = _cam_output(enc, x)
+        flat = fmap.flatten(2)
+        expect = flat.amax(-1) if pool == "max" else torch.cat([flat.mean(-1), flat.amax(-1)], 1)
+        assert torch.allclose(out, expect, atol=1e-6) and out.shape == (2, enc.embed_dim)
+        widths[pool] = enc.embed_dim
+    assert widths["avgmax"] == 2 * widths["max"]
+
+
+def test_max_pool_keeps_a_small_patch_that_avg_pool_dilutes():
+    # the same weights, one small bright patch added to a noise image: the max-pooled embedding
+    # moves far more (relative to its spread over noise images) than the average-pooled one
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(16, 1, 64, 64, generator=g) * 0.2
+    patched = noise.clone()
+    patched[:, :, 30:33, 40:43] += 2.0
+    shift = {}
+    for pool in ("avg", "max"):
+        torch.manual_seed(0)
+        enc = create_image_encoder(_cfg("cnn_tiny", pool=pool, stem_stride=1), 2, 1, (64, 64)).eval()
+        with torch.no_grad():
+            a, b = enc(noise), enc(patched)
+        shift[pool] = float(((b - a).mean(0) / (a.std(0) + 1e-6)).abs().max())
+    assert shift["max"] > 1.5 * shift["avg"]  # 2.3x here; equal pooling would give 1x
+
+
+@pytest.mark.parametrize("key", [{"pool": "max"}, {"stem_stride": 1}])
+def test_pool_and_stem_are_refused_for_token_encoders(key):
+    with pytest.raises(ConfigError, match=r"model.image_encoder.pool / stem_stride.*vit_tiny"):
+        create_image_encoder(_cfg("vit_tiny", **key), 2, 1, (32, 32))

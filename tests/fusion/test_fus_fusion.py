@@ -55,8 +55,25 @@ def test_both_missing_row_is_missing_embedding_fused():
     """A row with no modality equals the fusion of the two learned missing embeddings."""
     f = _fusion("concat")
     out = f(torch.randn(1, DI), torch.randn(1, DT), torch.zeros(1, 2, dtype=torch.bool))
-    ref = f.mlp(torch.cat([f.missing_image, f.missing_table])[None])
-    torch.testing.assert_close(out, ref)
+    x = torch.cat([f.missing_image, f.missing_table])[None]
+    torch.testing.assert_close(out, f.skip(x) + f.mlp(x))
+
+
+def test_untrained_concat_fusion_keeps_both_embeddings():
+    """At initialisation the skip path is an isometry: the embeddings are recoverable from the
+    fused output (exactly when dim >= Di + Dt; norms kept by the orthogonal map otherwise)."""
+    from clinfusion.config.schema import FusionConfig
+    from clinfusion.fusion.concat import ConcatFusion
+
+    torch.manual_seed(0)
+    img, tab = torch.randn(5, DI), torch.randn(5, DT)
+    wide = ConcatFusion(FusionConfig(dim=DI + DT + 3), DI, DT)
+    out = wide(img, tab, torch.ones(5, 2, dtype=torch.bool)) - wide.mlp(torch.cat([img, tab], 1))
+    torch.testing.assert_close(out[:, :DI], img)
+    torch.testing.assert_close(out[:, DI:DI + DT], tab)
+    narrow = ConcatFusion(FusionConfig(dim=(DI + DT) // 2), DI, DT)
+    w = narrow.skip.weight
+    torch.testing.assert_close(w @ w.T, torch.eye(w.shape[0]), atol=1e-5, rtol=0)
 
 
 def test_gated_is_convex_combination_of_branches():
