@@ -42,7 +42,7 @@ POINTING_BAR = 0.8
 def _sizes(tiny: bool) -> Dict[str, Any]:
     if tiny:
         return dict(patients=24, size=16, epochs=2, dims=[2])
-    return dict(patients=150, size=32, epochs=30, dims=[2, 3])
+    return dict(patients=300, size=32, epochs=30, dims=[2, 3])
 
 
 def _finetune(root: Path, dims: int, sz: Dict[str, Any], device: str):
@@ -60,7 +60,8 @@ def _finetune(root: Path, dims: int, sz: Dict[str, Any], device: str):
         "cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]",
         "evaluation.missing_modality=false", "image.cache=memory", "finetune.heads=[full]", "finetune.baselines=[]",
         f"finetune.epochs={sz['epochs']}", "finetune.label_fractions=[1.0]", "evaluation.bootstrap=0",
-        f"device={device}", f"image.intensity.mode={sz.get('intensity', 'window')}"] + ([f"explain.gradcam_layer={sz['gradcam_layer']}"] if sz.get("gradcam_layer") else []))
+        f"device={device}", f"image.intensity.mode={sz.get('intensity', 'window')}"] + ([f"explain.gradcam_layer={sz['gradcam_layer']}"] if sz.get("gradcam_layer") else [])
+        + ([f"explain.image_baseline={sz['baseline']}"] if sz.get("baseline") else []))
     return run_finetune(cfg, None, root / f"ft{dims}", show=False), synth
 
 
@@ -117,7 +118,8 @@ def _evaluate(run_dir: Path, synth: Any, device: torch.device) -> Dict[str, Any]
             maps[m] = IMAGE_METHODS.get(m)(ex, batch, t, cfg).float().cpu()
             secs[m] += time.perf_counter() - t0
             hits[m] += _pointing(maps[m], planted, size)
-            auc = deletion_insertion(ex, batch, t, maps[m].to(device), cfg.faithfulness_steps)
+            auc = deletion_insertion(ex, batch, t, maps[m].to(device), cfg.faithfulness_steps,
+                                     baseline=cfg.image_baseline)
             faith[m] += (auc["deletion"] - auc["deletion_random"]).tolist()
         image = batch["image"][:, 0].float().cpu()
         hits["input image (baseline)"] += _pointing(image, planted, size)
@@ -149,6 +151,8 @@ def _evaluate(run_dir: Path, synth: Any, device: torch.device) -> Dict[str, Any]
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--dims", type=int, nargs="+", default=None, help="spatial dims to run (default: 2 3)")
+    p.add_argument("--baseline", default=None, choices=["zero", "mean", "blur"],
+                   help="explain.image_baseline (default: the demo config's, i.e. the schema default)")
     p.add_argument("--gradcam-layer", default=None, help="explain.gradcam_layer (default: the encoder's last stage)")
     p.add_argument("--intensity", default="window", choices=["window", "none", "scale", "zscore"],
                    help="image.intensity.mode (default: the cohort's fixed window); per-image 'scale' lets a "
@@ -159,6 +163,7 @@ def main(argv: List[str] | None = None) -> int:
     sz = _sizes(args.tiny)
     sz["dims"] = args.dims or sz["dims"]
     sz["gradcam_layer"] = args.gradcam_layer
+    sz["baseline"] = args.baseline
     sz["intensity"] = args.intensity
     rows, speed, aurocs, verdicts = [], [], [], []
     t_start = time.perf_counter()
@@ -186,13 +191,16 @@ def main(argv: List[str] | None = None) -> int:
                 f"({', '.join(f'{m} {v:.2f}' for m, v in best.items())}); marker ranked first: "
                 f"{'yes' if r['marker_rank'] == 1 else 'no'} (rank {r['marker_rank']}, top: {r['top_feature']})")
     total = time.perf_counter() - t_start
+    from clinfusion.config.schema import ExplainConfig
+
+    cfg_baseline = sz["baseline"] or ExplainConfig().image_baseline
     sections = [
         {"title": "Explanation quality on the planted synthetic cohort",
          "columns": ["dims", "method", "n", "pointing / rank", "pointing pass", "deletion - random AUC",
                      "deletion pass", "randomisation rho", "randomisation pass"],
          "rows": rows,
          "note": f"full head trained from scratch at finetune.lr ({sz['epochs']} epochs, {sz['patients']} patients x 2 images, "
-                 f"the demo config's model: cnn_tiny, max pooling, stride-1 stem; image.intensity.mode={sz['intensity']}); scored on the test split's positives "
+                 f"the demo config's model: cnn_tiny, max pooling, stride-1 stem; image.intensity.mode={sz['intensity']}; explain.image_baseline={cfg_baseline}); scored on the test split's positives "
                  f"holding the disc. Pointing: |map| maximum inside the planted disc, 1 px tolerance; pass = "
                  f">= {POINTING_BAR} and above the input-image baseline. " + " ".join(v + "." for v in verdicts)
                  + f" Total {total:.0f} s."},

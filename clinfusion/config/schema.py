@@ -265,6 +265,11 @@ class ExplainConfig(Section):
     )
     gradcam_layer: Optional[str] = None  # module path; None = last conv/block of the image encoder
     ig_steps: int = Field(32, ge=1)  # Integrated Gradients interpolation steps
+    # the reference image of integrated gradients, occlusion and the deletion/insertion curves: "zero"
+    # (black), "mean" (each image's mean intensity) or "blur" (the image Gaussian-blurred, sigma = 1/16 of
+    # its size; Sturmfels et al. 2020). A black reference is far from any real film: the model's response
+    # to it, not to the finding, then dominates the map.
+    image_baseline: Literal["zero", "mean", "blur"] = "mean"
     occlusion_window: Optional[List[PositiveInt]] = None  # default: 1/8 of the image size
     batch_size: int = Field(16, ge=1)  # samples per attribution batch
     faithfulness_steps: int = Field(10, ge=1)  # deletion-curve steps

@@ -37,13 +37,17 @@ def _orders(maps: Tensor, seed: Optional[int]) -> Tensor:
 
 
 def perturbation_curves(ex: Explainable, batch: Dict[str, Any], targets: Tensor, maps: Tensor, steps: int,
-                        seed: Optional[int] = None) -> Dict[str, np.ndarray]:
+                        seed: Optional[int] = None, baseline: str = "zero") -> Dict[str, np.ndarray]:
     """Deletion and insertion curves ``[B, steps + 1]`` (target probability per step).
 
     ``maps [B, *S]`` rank the pixels (all channels of a pixel go together); ``seed`` set =
-    random order instead.
+    random order instead. Deleted pixels take the ``baseline`` reference's values
+    (:func:`clinfusion.explain.image.image_reference`: ``zero``, ``mean`` or ``blur``).
     """
+    from clinfusion.explain.image import image_reference
+
     img = batch["image"].float()
+    ref = image_reference(img, baseline)
     b, c = img.shape[:2]
     n = int(np.prod(img.shape[2:]))
     order = _orders(maps.cpu(), seed).to(img.device)
@@ -55,8 +59,8 @@ def perturbation_curves(ex: Explainable, batch: Dict[str, Any], targets: Tensor,
         if m:
             keep.scatter_(1, order[:, :m], 0.0)
         keep = keep.view(b, 1, *img.shape[2:])
-        dele.append(target_probability(ex, (img * keep,) + rest, targets))
-        ins.append(target_probability(ex, (img * (1 - keep),) + rest, targets))
+        dele.append(target_probability(ex, (img * keep + ref * (1 - keep),) + rest, targets))
+        ins.append(target_probability(ex, (img * (1 - keep) + ref * keep,) + rest, targets))
     return {"deletion": torch.stack(dele, 1).cpu().numpy(), "insertion": torch.stack(ins, 1).cpu().numpy()}
 
 
@@ -67,10 +71,10 @@ def curve_auc(curves: np.ndarray) -> np.ndarray:
 
 
 def deletion_insertion(ex: Explainable, batch: Dict[str, Any], targets: Tensor, maps: Tensor, steps: int,
-                       seed: int = 0) -> Dict[str, np.ndarray]:
+                       seed: int = 0, baseline: str = "zero") -> Dict[str, np.ndarray]:
     """Per-sample AUCs ``[B]``: ``deletion``, ``insertion``, ``deletion_random``, ``insertion_random``."""
-    ranked = perturbation_curves(ex, batch, targets, maps, steps)
-    rand = perturbation_curves(ex, batch, targets, maps, steps, seed=seed)
+    ranked = perturbation_curves(ex, batch, targets, maps, steps, baseline=baseline)
+    rand = perturbation_curves(ex, batch, targets, maps, steps, seed=seed, baseline=baseline)
     return {"deletion": curve_auc(ranked["deletion"]), "insertion": curve_auc(ranked["insertion"]),
             "deletion_random": curve_auc(rand["deletion"]), "insertion_random": curve_auc(rand["insertion"])}
 

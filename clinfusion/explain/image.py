@@ -5,9 +5,9 @@ Every method is registered in :data:`IMAGE_METHODS` as
 sample at the model input resolution, summed over channels (Grad-CAM upsampled).
 
 * ``integrated_gradients``: Sundararajan et al. 2017, "Axiomatic Attribution for Deep
-  Networks" (black-image baseline, ``cfg.ig_steps`` Riemann steps);
+  Networks" (from the ``cfg.image_baseline`` reference, ``cfg.ig_steps`` Riemann steps);
 * ``occlusion``: Zeiler & Fergus 2014, "Visualizing and Understanding Convolutional
-  Networks" (zero patches of ``cfg.occlusion_window``, half-window stride);
+  Networks" (patches of ``cfg.occlusion_window`` replaced by the reference, half-window stride);
 * ``gradcam``: Selvaraju et al. 2017, "Grad-CAM" on the last conv stage / block (or
   ``cfg.gradcam_layer``), ReLU'd and interpolated to the input size.
 
@@ -40,12 +40,31 @@ def _image(batch: Dict[str, Any]) -> Tensor:
     return batch["image"].detach().float().clone().requires_grad_(True)
 
 
+BASELINES: Dict[str, Callable[[Tensor], Tensor]] = {
+    "zero": torch.zeros_like,
+    "mean": lambda x: x.flatten(2).mean(-1).view(*x.shape[:2], *[1] * (x.dim() - 2)).expand_as(x).clone(),
+    "blur": lambda x: _blur(x),
+}
+
+
+def _blur(x: Tensor) -> Tensor:
+    from monai.networks.layers import GaussianFilter
+
+    sigma = max(max(x.shape[2:]) / 16.0, 0.5)
+    return GaussianFilter(x.dim() - 2, sigma).to(x.device)(x.detach().float())
+
+
+def image_reference(x: Tensor, mode: str) -> Tensor:
+    """The attribution reference for ``x [B, C, *S]`` (same shape): ``zero``, ``mean`` or ``blur``."""
+    return BASELINES[mode](x.detach().float())
+
+
 @IMAGE_METHODS.register("integrated_gradients")
 def integrated_gradients(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cfg: ExplainConfig) -> Tensor:
-    """IG from a zero image: ``[B, C, *S]`` -> ``[B, *S]`` (channel sum; sums to f(x) - f(0))."""
+    """IG from the reference image: ``[B, C, *S]`` -> ``[B, *S]`` (channel sum; sums to f(x) - f(ref))."""
     x = _image(batch)
     attr = IntegratedGradients(ex.model).attribute(
-        x, baselines=torch.zeros_like(x), target=targets, additional_forward_args=_rest(batch),
+        x, baselines=image_reference(x, cfg.image_baseline), target=targets, additional_forward_args=_rest(batch),
         n_steps=cfg.ig_steps, internal_batch_size=max(cfg.batch_size, 1) * 4)
     return attr.detach().sum(dim=1)
 
@@ -65,12 +84,13 @@ def occlusion_window(cfg: ExplainConfig, spatial: Sequence[int]) -> List[int]:
 
 @IMAGE_METHODS.register("occlusion")
 def occlusion(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cfg: ExplainConfig) -> Tensor:
-    """Occlusion with zero patches: ``[B, C, *S]`` -> ``[B, *S]`` (drop in the target logit)."""
+    """Occlusion by the reference's patches: ``[B, C, *S]`` -> ``[B, *S]`` (drop in the target logit)."""
     x = batch["image"].detach().float()
     win = occlusion_window(cfg, x.shape[2:])
     strides = tuple([x.shape[1]] + [max(w // 2, 1) for w in win])
     attr = Occlusion(ex.model).attribute(
-        x, sliding_window_shapes=tuple([x.shape[1]] + win), strides=strides, baselines=0.0,
+        x, sliding_window_shapes=tuple([x.shape[1]] + win), strides=strides,
+        baselines=image_reference(x, cfg.image_baseline),
         target=targets, additional_forward_args=_rest(batch), perturbations_per_eval=8)
     return attr.detach().sum(dim=1)
 

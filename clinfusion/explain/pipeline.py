@@ -132,7 +132,7 @@ class Explainer:
         has_img = batch["modality_mask"][:, 0].bool().cpu().numpy()
         for m, maps in res.maps.items():
             aucs = deletion_insertion(self.ex, batch, targets, maps.to(batch["image"].device),
-                                      self.cfg.faithfulness_steps, seed=0)
+                                      self.cfg.faithfulness_steps, seed=0, baseline=self.cfg.image_baseline)
             for k, v in aucs.items():
                 res.faith[f"{m}/{k}"] = np.where(has_img, v, np.nan)
         if "tabular_ig" in res.tabular and "feature_ablation" in res.tabular:

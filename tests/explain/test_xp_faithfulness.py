@@ -36,6 +36,22 @@ def test_deletion_curve_steps_match_manual_deletion():
     np.testing.assert_allclose(curves["insertion"][:, 0], p_zero, rtol=1e-5)
 
 
+def test_deleted_pixels_take_the_mean_reference():
+    model = LinearToy((1, 4, 4))
+    ex, batch = toy_explainable(model), toy_batch(b=2, shape=(1, 4, 4))
+    maps = torch.arange(16.0).flip(0).view(1, 4, 4).repeat(2, 1, 1)
+    t = torch.zeros(2, dtype=torch.long)
+    curves = perturbation_curves(ex, batch, t, maps, steps=4, baseline="mean")
+    img = batch["image"].clone()
+    mean = img.view(2, -1).mean(1, keepdim=True)
+    img.view(2, -1)[:, :8] = mean  # half the pixels replaced by the image's mean at step 2
+    from clinfusion.explain.common import forward_args
+
+    with torch.no_grad():
+        p = torch.sigmoid(model(img, *forward_args(batch)[1:]))[:, 0].numpy()
+    np.testing.assert_allclose(curves["deletion"][:, 2], p, rtol=1e-5)
+
+
 def test_rank_agreement_values():
     a = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, np.nan]])
     b = np.array([[10.0, 20.0, 30.0, 40.0], [3.0, 2.0, 1.0, 0.0]])

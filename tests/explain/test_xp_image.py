@@ -15,23 +15,37 @@ def test_registry_names_and_unknown_method_lists_valid():
         IMAGE_METHODS.get("saliency")
 
 
-def test_ig_and_unit_occlusion_equal_w_times_x_on_linear_model():
+@pytest.mark.parametrize("baseline", ["zero", "mean"])
+def test_ig_and_unit_occlusion_equal_w_times_x_minus_reference_on_linear_model(baseline):
     model = LinearToy((1, 8, 8))
     ex, batch = toy_explainable(model), toy_batch()
     t = torch.zeros(3, dtype=torch.long)
     maps = explain_images(ex, batch, t, ["integrated_gradients", "occlusion"],
-                          ExplainConfig(ig_steps=8, occlusion_window=[1, 1]))
-    expected = (batch["image"] * model.w).sum(1).detach()  # f linear in x: IG = occlusion = w * x
+                          ExplainConfig(ig_steps=8, occlusion_window=[1, 1], image_baseline=baseline))
+    x = batch["image"]
+    ref = torch.zeros_like(x) if baseline == "zero" else x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    expected = ((x - ref) * model.w).sum(1).detach()  # f linear in x: IG = occlusion = w * (x - reference)
     for m in ("integrated_gradients", "occlusion"):
         assert maps[m].shape == (3, 8, 8)
         torch.testing.assert_close(maps[m], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_blur_reference_removes_fine_detail_and_keeps_the_level():
+    from clinfusion.explain.image import image_reference
+
+    g = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.1 * torch.randn(2, 1, 32, 32, generator=g)
+    ref = image_reference(x, "blur")
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # away from the zero-padded border
+    assert ref[inner].std() < 0.3 * x[inner].std()
+    assert abs(float(ref[inner].mean()) - 0.5) < 0.02
 
 
 def test_multichannel_maps_sum_channels():
     model = LinearToy((3, 8, 8))
     batch = toy_batch(shape=(3, 8, 8))
     maps = explain_images(toy_explainable(model), batch, torch.zeros(3, dtype=torch.long),
-                          ["integrated_gradients"], ExplainConfig(ig_steps=4))
+                          ["integrated_gradients"], ExplainConfig(ig_steps=4, image_baseline="zero"))
     torch.testing.assert_close(maps["integrated_gradients"], (batch["image"] * model.w).sum(1).detach(),
                                atol=1e-4, rtol=1e-4)
 
