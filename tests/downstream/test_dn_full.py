@@ -36,3 +36,25 @@ def test_unknown_freeze_name_lists_modules():
     apply_freeze(model, ["fusion"])
     assert not any(p.requires_grad for p in model.fusion.parameters())
     assert all(p.requires_grad for p in model.image_encoder.parameters())
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_encoder_lr_only_for_pretrained_encoders(pretrained, monkeypatch):
+    """full on a pretrained run: encoders at finetune.encoder_lr; fused_scratch (and full
+    without pretraining): everything at finetune.lr."""
+    from types import SimpleNamespace
+
+    from clinfusion.downstream import neural
+
+    seen = {}
+    monkeypatch.setattr(neural, "fit_with_engine", lambda ctx, net, name, tr, va, lrs=None: seen.setdefault(name, lrs))
+    monkeypatch.setattr(neural, "cohort_dataset", lambda data, rows: None)
+    monkeypatch.setattr(neural, "make_classifier", lambda model, *a, **k: SimpleNamespace(model=model, to=lambda d: None))
+    ctx = SimpleNamespace(info=SimpleNamespace(num_outputs=1, kind="binary"), pretrained=pretrained,
+                          cfg=SimpleNamespace(mlp_hidden=8, freeze=[], encoder_lr=1e-4, lr=3e-3),
+                          data=SimpleNamespace(device="cpu"), train_rows=None, val_rows=None,
+                          encoder_copy=lambda: torch.nn.Linear(2, 2), new_model=lambda: torch.nn.Linear(2, 2))
+    neural.full(ctx)
+    neural.fused_scratch(ctx)
+    assert seen["full"] == ({"model.model.": 1e-4} if pretrained else None)
+    assert seen["fused_scratch"] is None
