@@ -19,6 +19,8 @@ from benchmarks._pretrain_setup import ROOT
 
 NIH_PRETRAIN = ROOT / "configs" / "nih_cxr_demo.yaml"  # one config per cohort drives both commands
 NIH_FINETUNE = NIH_PRETRAIN
+# the planted cohort's columns on the demo config (whose categorical/exclude/subgroups name NIH columns)
+PLANTED_ON_DEMO = ["cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]"]
 HEADS = ["linear", "linear_image", "linear_table", "linear_concat", "mlp", "lightgbm", "full"]
 BASELINES = ["tabular_lgbm", "image_only", "fused_scratch"]
 LABELS = {

@@ -80,16 +80,16 @@ def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work:
 
 def synthetic_runs(dims: int, seeds: Sequence[int], b: Dict[str, Any], work: Path, device: str) -> pd.DataFrame:
     """Planted cohort in ``dims`` D, one cell per seed."""
+    from benchmarks._quality_runs import PLANTED_ON_DEMO
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 
     frames = []
     for seed in seeds:
         synth = make_synthetic_cohort(work / f"rec{dims}d_s{seed}" / "cohort", n_patients=b["rec_patients"],
                                       images_per_patient=1, spatial_dims=dims, size=b["rec_size"][dims], seed=seed)
-        common = list(synth.overrides) + list(b["extra"]) + [
+        common = list(synth.overrides) + list(b["extra"]) + PLANTED_ON_DEMO + [
             f"device={device}", f"seed={seed}", "split.val_fraction=0.15", "split.test_fraction=0.3",
-            "cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]", "evaluation.bootstrap=0",
-            "evaluation.missing_modality=false", "image.cache=memory"]
+            "evaluation.bootstrap=0", "evaluation.missing_modality=false", "image.cache=memory"]
         pre = _epochs(b, "rec_pre_epochs", "pretrain") + ["pretrain.progress=false"]
         ft = ["finetune.heads=[linear]", f"finetune.label_fractions=[{','.join(f'{f:g}' for f in FRACTIONS)}]"] + \
             _epochs(b, "rec_ft_epochs", "finetune")

@@ -53,11 +53,10 @@ def _finetune(root: Path, dims: int, sz: Dict[str, Any], device: str):
     size = sz["size"] if dims == 2 else 16
     synth = make_synthetic_cohort(root / f"cohort{dims}", n_patients=sz["patients"], images_per_patient=2,
                                   spatial_dims=dims, size=size, seed=0)
-    from benchmarks._quality_runs import NIH_PRETRAIN
+    from benchmarks._quality_runs import NIH_PRETRAIN, PLANTED_ON_DEMO
 
     # the demo config's model and training settings (cnn_tiny, max pooling, stride-1 stem), on the cohort
-    cfg = load_config(NIH_PRETRAIN, list(synth.overrides) + [
-        "cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]",
+    cfg = load_config(NIH_PRETRAIN, list(synth.overrides) + PLANTED_ON_DEMO + [
         "evaluation.missing_modality=false", "image.cache=memory", "finetune.heads=[full]", "finetune.baselines=[]",
         f"finetune.epochs={sz['epochs']}", "finetune.label_fractions=[1.0]", "evaluation.bootstrap=0",
         f"device={device}", f"image.intensity.mode={sz.get('intensity', 'window')}"] + ([f"explain.gradcam_layer={sz['gradcam_layer']}"] if sz.get("gradcam_layer") else [])

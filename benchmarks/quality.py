@@ -92,14 +92,13 @@ def nih(b: Dict[str, Any], work: Path, device: str, plots: Path) -> Dict[str, An
 
 def synthetic(b: Dict[str, Any], dims: int, work: Path, device: str) -> Dict[str, Any]:
     """One planted-cohort section: every model at every label fraction over the dims' seeds."""
-    from benchmarks._quality_runs import (BASELINES, HEADS, NIH_FINETUNE, NIH_PRETRAIN, fused_vs_single,
-                                          goal_sentences, oracle_aurocs, pretrain_finetune, seed_rows)
+    from benchmarks._quality_runs import (BASELINES, HEADS, NIH_FINETUNE, NIH_PRETRAIN, PLANTED_ON_DEMO,
+                                          fused_vs_single, goal_sentences, oracle_aurocs, pretrain_finetune, seed_rows)
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 
     size = b["syn_size"][dims]
     frames, secs = [], {"pretrain": 0.0, "finetune": 0.0}
-    cohort_keys = ["cohort.categorical=[sex,site]", "cohort.exclude=[]", "evaluation.subgroups=[]",
-                   "split.test_fraction=0.25"]
+    cohort_keys = PLANTED_ON_DEMO + ["split.test_fraction=0.25"]
     for seed in b["seeds"][dims]:
         synth = make_synthetic_cohort(work / f"syn{dims}d_{seed}" / "cohort", n_patients=b["syn_patients"],
                                       images_per_patient=2, spatial_dims=dims, size=size, seed=seed)

@@ -40,18 +40,18 @@ def _image(batch: Dict[str, Any]) -> Tensor:
     return batch["image"].detach().float().clone().requires_grad_(True)
 
 
-BASELINES: Dict[str, Callable[[Tensor], Tensor]] = {
-    "zero": torch.zeros_like,
-    "mean": lambda x: x.flatten(2).mean(-1).view(*x.shape[:2], *[1] * (x.dim() - 2)).expand_as(x).clone(),
-    "blur": lambda x: _blur(x),
-}
-
-
 def _blur(x: Tensor) -> Tensor:
     from monai.networks.layers import GaussianFilter
 
     sigma = max(max(x.shape[2:]) / 16.0, 0.5)
-    return GaussianFilter(x.dim() - 2, sigma).to(x.device)(x.detach().float())
+    return GaussianFilter(x.dim() - 2, sigma).to(x.device)(x)
+
+
+BASELINES: Dict[str, Callable[[Tensor], Tensor]] = {
+    "zero": torch.zeros_like,
+    "mean": lambda x: x.flatten(2).mean(-1).view(*x.shape[:2], *[1] * (x.dim() - 2)).expand_as(x).clone(),
+    "blur": _blur,
+}
 
 
 def image_reference(x: Tensor, mode: str) -> Tensor:
