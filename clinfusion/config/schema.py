@@ -227,6 +227,9 @@ class FinetuneConfig(Section):
     lr: float = Field(1e-3, gt=0.0)  # head learning rate
     encoder_lr: float = Field(1e-4, gt=0.0)  # full fine-tuning: lower learning rate for encoders
     weight_decay: float = Field(1e-4, ge=0.0)  # AdamW weight decay
+    # the models trained end to end (full, fused_scratch, image_only) see a new random view of each
+    # training image every epoch, drawn with the image.augment settings (validation / test images never)
+    augment: bool = False
     freeze: List[str] = Field(default_factory=list)  # full fine-tuning: module names to freeze
     mlp_hidden: int = Field(128, ge=1)  # hidden width of the mlp head
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)

@@ -138,7 +138,7 @@ def write_skipped(cohort: Any, out_dir: str | os.PathLike, name: str = SKIPPED_F
 
 def build_dataset(cohort: Any, preprocessing: Any, rows: Sequence[int], image_cfg: ImageConfig,
                   views: bool = False, micle: bool = False, seed: int = 0,
-                  missing_features: Optional[str] = None) -> Any:
+                  missing_features: Optional[str] = None, augment: bool = False) -> Any:
     """The :class:`~clinfusion.datasets.dataset.CohortDataset` for ``rows`` of ``cohort``.
 
     Args:
@@ -146,13 +146,14 @@ def build_dataset(cohort: Any, preprocessing: Any, rows: Sequence[int], image_cf
             the arrays it already returned (``num [N, F_num]``, ... see ``CohortDataset``).
         views: two random augmented views per sample (self-supervised pretraining).
         micle: with ``views``, the second view from another image of the same patient.
+        augment: one random view per sample (``image.augment``; supervised training rows).
         missing_features: passed to ``transform`` (``error`` | ``missing``) for a new table.
     """
     from clinfusion.datasets.dataset import CohortDataset
 
     arrays = preprocessing.transform(cohort, missing_features) if hasattr(preprocessing, "transform") \
         else preprocessing
-    return CohortDataset(cohort, arrays, rows, image_cfg, views=views, micle=micle, seed=seed)
+    return CohortDataset(cohort, arrays, rows, image_cfg, views=views, micle=micle, seed=seed, augment=augment)
 
 
 @dataclass(frozen=True)

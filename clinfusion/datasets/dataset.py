@@ -110,6 +110,7 @@ class CohortDataset(Dataset):
         rows: cohort row indices this dataset serves (sample ``i`` is row ``rows[i]``).
         image_cfg: the ``image`` config section (loading, caching, augmentation).
         views: make ``image`` a random view and add a second one, ``image_view2``.
+        augment: make ``image`` one random view (supervised training rows; ignored with ``views``).
         micle: with ``views``, draw ``image_view2`` from another image of the same patient
             (among ``rows``) when there is one.
         seed: seeds the random views / partner choice (workers are re-seeded by :func:`make_loader`).
@@ -127,6 +128,7 @@ class CohortDataset(Dataset):
         views: bool = False,
         micle: bool = False,
         seed: int = 0,
+        augment: bool = False,
     ) -> None:
         self.cohort = cohort
         self.rows = [int(r) for r in rows]
@@ -144,7 +146,7 @@ class CohortDataset(Dataset):
         # the disk cache keys an entry on this whole dict: path, loading settings, file size and mtime
         data = [{"image": str(cohort.image_paths[r]), "cfg": key, **_file_stamp(cohort.image_paths[r])} for r in with_image]
         self._store = IMAGE_CACHES.create(image_cfg.cache, data, _LoadItem(build_loader(image_cfg)), image_cfg)
-        self.augment = build_view_augment(image_cfg) if views else None
+        self.augment = build_view_augment(image_cfg) if views or augment else None
         self._partners = _partners(cohort, with_image) if self.micle else {}
         self.set_random_state(seed)
 
@@ -186,7 +188,7 @@ class CohortDataset(Dataset):
             sample["image"] = self.augment(image) if has_image else image
             sample["image_view2"] = self.augment(second) if has_image else image.clone()
         else:
-            sample["image"] = image
+            sample["image"] = self.augment(image) if self.augment is not None and has_image else image
         for key, _ in TABLE_KEYS:
             value = self._tab[key][row]
             sample[key] = value.clone() if isinstance(self._tab[key], torch.Tensor) else value  # lazy: already a copy

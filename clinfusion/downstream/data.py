@@ -36,16 +36,18 @@ def batch_to(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
 
 
 class _Indexed(Dataset):
-    """``(sample, cohort_row)`` so targets come from the cohort, not the sample dict."""
+    """``(sample, cohort_row)`` so targets come from the cohort, not the sample dict. Takes
+    ``(index, seed)`` pairs like the base dataset (random views seeded per sample)."""
 
     def __init__(self, base: Dataset, rows: np.ndarray) -> None:
         self.base, self.rows = base, rows
+        self.seeded_index = getattr(base, "seeded_index", False)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> Tuple[Dict[str, Any], int]:
-        return self.base[i], int(self.rows[i])
+    def __getitem__(self, i: Any) -> Tuple[Dict[str, Any], int]:
+        return self.base[i], int(self.rows[i[0] if isinstance(i, tuple) else i])
 
 
 class FinetuneData:
@@ -76,22 +78,23 @@ class FinetuneData:
         self.device = device or torch.device("cpu")
         self.patients = np.asarray([str(p) for p in cohort.patients])
         self.ids = np.asarray([str(i) for i in cohort.ids])
-        self._datasets: Dict[Tuple[int, ...], _Indexed] = {}
+        self._datasets: Dict[Tuple[Tuple[int, ...], bool], _Indexed] = {}
         self._emb_cache: Dict[Tuple[int, str], Tuple[Optional[Dict[str, np.ndarray]], np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     # ------------------------------------------------------------------ loaders
-    def dataset(self, rows: np.ndarray) -> Dataset:
+    def dataset(self, rows: np.ndarray, augment: bool = False) -> Dataset:
         """``(sample, cohort_row)`` pairs over cohort ``rows`` (cached per row set, so an image
-        cache is filled once)."""
+        cache is filled once); ``augment``: each image a random view (``image.augment``)."""
         from clinfusion.datasets.builder import build_dataset
 
         rows = np.asarray(rows, dtype=np.int64)
-        key = tuple(rows.tolist())
+        key = (tuple(rows.tolist()), augment)
         if key not in self._datasets:
-            self._datasets[key] = _Indexed(build_dataset(self.cohort, self.arrays, rows, self.image_cfg), rows)
+            self._datasets[key] = _Indexed(build_dataset(self.cohort, self.arrays, rows, self.image_cfg,
+                                                         augment=augment), rows)
         return self._datasets[key]
 
     def loader(self, rows: np.ndarray, shuffle: bool = False, seed: int = 0) -> DataLoader:

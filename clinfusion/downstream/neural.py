@@ -59,13 +59,14 @@ class _WithTargets(Dataset):
 
     def __init__(self, base: Dataset, y: np.ndarray) -> None:
         self.base, self.y = base, torch.as_tensor(np.asarray(y, dtype=np.float32))
+        self.seeded_index = getattr(base, "seeded_index", False)  # (index, seed) pairs seed the random views
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def __getitem__(self, i: Any) -> Dict[str, Any]:
         sample, _ = self.base[i]
-        return {**sample, "target": self.y[i]}
+        return {**sample, "target": self.y[i[0] if isinstance(i, tuple) else i]}
 
 
 class _Embeddings(Dataset):
@@ -96,9 +97,10 @@ class EmbeddingHead(nn.Module):
         pass  # nothing to checkpoint in a small head
 
 
-def cohort_dataset(data: FinetuneData, rows: np.ndarray) -> Dataset:
-    """The cohort rows as engine samples (batch layout + ``target``)."""
-    return _WithTargets(data.dataset(rows), data.y[rows])
+def cohort_dataset(data: FinetuneData, rows: np.ndarray, augment: bool = False) -> Dataset:
+    """The cohort rows as engine samples (batch layout + ``target``); ``augment``: a random view of
+    each image (``finetune.augment``, training rows only)."""
+    return _WithTargets(data.dataset(rows, augment), data.y[rows])
 
 
 def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset, val: Dataset,
@@ -154,7 +156,8 @@ def _end_to_end(ctx: HeadContext, model: nn.Module, name: str, pretrained: bool)
     model.requires_grad_(True)  # a copy of a frozen encoder carries requires_grad=False
     clf = make_classifier(model, ctx.info.num_outputs, "linear", ctx.cfg.mlp_hidden, freeze_encoders=False)
     apply_freeze(clf.model, ctx.cfg.freeze)
-    fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows), cohort_dataset(ctx.data, ctx.val_rows),
+    fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows, ctx.cfg.augment),
+                    cohort_dataset(ctx.data, ctx.val_rows),
                     {"model.model.": ctx.cfg.encoder_lr} if pretrained else None)
     return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.kind, "linear", ctx.cfg.mlp_hidden, frozen=False)
 
@@ -238,5 +241,5 @@ def image_only(ctx: HeadContext) -> ImageOnly:
     val = ctx.val_rows[has_image[ctx.val_rows]]
     if len(train) == 0:
         train = ctx.train_rows
-    fit_with_engine(ctx, net, "image_only", cohort_dataset(data, train), cohort_dataset(data, val))
+    fit_with_engine(ctx, net, "image_only", cohort_dataset(data, train, ctx.cfg.augment), cohort_dataset(data, val))
     return ImageOnly(net.to(data.device), ctx.info.kind)

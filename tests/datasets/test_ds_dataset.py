@@ -89,6 +89,20 @@ def test_views_are_random_but_seeded(tmp_path):
     assert torch.equal(b1["image"], b2["image"]) and torch.equal(b1["image_view2"], b2["image_view2"])
 
 
+def test_augment_gives_one_seeded_view_and_leaves_images_without_file_blank(tmp_path):
+    cohort, arrays = _cohort(tmp_path, missing_image=(3,))
+    for r in (0, 1, 2, 4, 5):
+        np.save(cohort.image_paths[r], np.random.default_rng(r).random((8, 8)).astype(np.float32))
+    cfg = _img_cfg(augment={"noise_std": 0.1})
+    raw = CohortDataset(cohort, arrays, rows=range(6), image_cfg=cfg)
+    aug = CohortDataset(cohort, arrays, rows=range(6), image_cfg=cfg, augment=True)
+    assert "image_view2" not in aug[0]
+    assert not torch.allclose(aug[(0, 7)]["image"], raw[0]["image"])
+    assert torch.equal(aug[(0, 7)]["image"], aug[(0, 7)]["image"])  # the per-sample seed fixes the view
+    assert not torch.equal(aug[(0, 7)]["image"], aug[(0, 8)]["image"])
+    assert torch.equal(aug[3]["image"], torch.zeros(1, 8, 8))  # no image: the blank stays blank
+
+
 def test_views_seeded_in_worker_processes(tmp_path):
     cohort, arrays = _cohort(tmp_path, n=4)
     ds = CohortDataset(cohort, arrays, rows=range(4), image_cfg=_img_cfg(augment={"noise_std": 0.1}), views=True)

@@ -48,13 +48,37 @@ def test_encoder_lr_only_for_pretrained_encoders(pretrained, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(neural, "fit_with_engine", lambda ctx, net, name, tr, va, lrs=None: seen.setdefault(name, lrs))
-    monkeypatch.setattr(neural, "cohort_dataset", lambda data, rows: None)
+    monkeypatch.setattr(neural, "cohort_dataset", lambda data, rows, augment=False: None)
     monkeypatch.setattr(neural, "make_classifier", lambda model, *a, **k: SimpleNamespace(model=model, to=lambda d: None))
     ctx = SimpleNamespace(info=SimpleNamespace(num_outputs=1, kind="binary"), pretrained=pretrained,
-                          cfg=SimpleNamespace(mlp_hidden=8, freeze=[], encoder_lr=1e-4, lr=3e-3),
+                          cfg=SimpleNamespace(mlp_hidden=8, freeze=[], encoder_lr=1e-4, lr=3e-3, augment=False),
                           data=SimpleNamespace(device="cpu"), train_rows=None, val_rows=None,
                           encoder_copy=lambda: torch.nn.Linear(2, 2), new_model=lambda: torch.nn.Linear(2, 2))
     neural.full(ctx)
     neural.fused_scratch(ctx)
     assert seen["full"] == ({"model.model.": 1e-4} if pretrained else None)
     assert seen["fused_scratch"] is None
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_finetune_augment_reaches_the_training_rows_of_end_to_end_models_only(dn_cfg, tmp_path, monkeypatch, augment):
+    import clinfusion.downstream.neural as neural
+    from clinfusion.downstream.finetune import run_finetune
+
+    seen, real = [], neural.fit_with_engine
+
+    def augmented(ds):
+        base = getattr(getattr(ds, "base", None), "base", None)  # _WithTargets -> _Indexed -> CohortDataset
+        return base is not None and base.augment is not None
+
+    def spy(ctx, net, name, train, val, *args, **kwargs):
+        seen.append((name, augmented(train), augmented(val)))
+        return real(ctx, net, name, train, val, *args, **kwargs)
+
+    monkeypatch.setattr(neural, "fit_with_engine", spy)
+    cfg = dn_cfg("finetune.heads=[full, mlp]", "finetune.baselines=[image_only, fused_scratch]", "finetune.epochs=1",
+                 f"finetune.augment={str(augment).lower()}", "evaluation.bootstrap=0", "evaluation.subgroups=[]",
+                 "evaluation.missing_modality=false")
+    run_finetune(cfg, None, tmp_path / "aug", show=False)
+    assert sorted(seen) == [("full", augment, False), ("fused_scratch", augment, False),
+                            ("image_only", augment, False), ("mlp", False, False)]
