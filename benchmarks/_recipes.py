@@ -38,9 +38,9 @@ FRACTIONS = (0.01, 0.1, 1.0)
 BUDGETS: Dict[str, Dict[str, Any]] = {  # quality.py's --budget; epochs None = the demo config's own (24 / 30)
     "tiny": dict(rec_patients=40, rec_seeds=[0], rec_pre_epochs=1, rec_ft_epochs=1, rec_size={2: 16, 3: 8},
                  dims=[2], rec_nih=False, rec_nih_epochs=1, extra=["pretrain.batch_size=8", "finetune.batch_size=8"]),
-    "small": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 16},
+    "small": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 24},
                   dims=[2, 3], rec_nih=False, rec_nih_epochs=None, extra=[]),
-    "full": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 16},
+    "full": dict(rec_patients=300, rec_seeds=[0, 1, 2], rec_pre_epochs=None, rec_ft_epochs=None, rec_size={2: 32, 3: 24},
                  dims=[2, 3], rec_nih=True, rec_nih_epochs=None, extra=[]),
 }
 VIT = ["model.image_encoder.name=vit_tiny", "model.image_encoder.width=32", "model.image_encoder.pool=avg",

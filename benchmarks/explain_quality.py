@@ -42,7 +42,7 @@ POINTING_BAR = 0.8
 def _sizes(tiny: bool) -> Dict[str, Any]:
     if tiny:
         return dict(patients=24, size=16, epochs=2, dims=[2])
-    return dict(patients=300, size=32, epochs=30, dims=[2, 3])
+    return dict(patients=300, size=32, size3d=24, epochs=30, dims=[2, 3])  # 3D as benchmarks.quality: 24^3
 
 
 def _finetune(root: Path, dims: int, sz: Dict[str, Any], device: str):
@@ -50,7 +50,7 @@ def _finetune(root: Path, dims: int, sz: Dict[str, Any], device: str):
     from clinfusion.datasets.synthetic import make_synthetic_cohort
     from clinfusion.downstream.finetune import run_finetune
 
-    size = sz["size"] if dims == 2 else 16
+    size = sz["size"] if dims == 2 else sz.get("size3d", 16)
     synth = make_synthetic_cohort(root / f"cohort{dims}", n_patients=sz["patients"], images_per_patient=2,
                                   spatial_dims=dims, size=size, seed=0)
     from benchmarks._quality_runs import NIH_PRETRAIN, PLANTED_ON_DEMO

@@ -38,10 +38,10 @@ BUDGETS: Dict[str, Dict[str, Any]] = {  # "small" (default): the demo config's o
                  syn_patients=40, syn_size={2: 16, 3: 8}, syn_pre_epochs=1, syn_ft_epochs=1, syn_fractions=[1.0],
                  seeds={2: [0], 3: [100]}, dims=[2, 3], extra=["pretrain.batch_size=16", "finetune.batch_size=16"]),
     "small": dict(nih_patients=None, nih_pre_epochs=None, nih_ft_epochs=None, nih_folds=5, nih_fractions=[0.01, 0.1, 1.0],
-                  syn_patients=300, syn_size={2: 32, 3: 16}, syn_pre_epochs=None, syn_ft_epochs=None,
+                  syn_patients=300, syn_size={2: 32, 3: 24}, syn_pre_epochs=None, syn_ft_epochs=None,
                   syn_fractions=[0.01, 0.1, 1.0], seeds={2: [0, 1, 2], 3: [100, 101, 102]}, dims=[2, 3], extra=[]),
     "full": dict(nih_patients=None, nih_pre_epochs=None, nih_ft_epochs=None, nih_folds=5,
-                 nih_fractions=[0.01, 0.1, 1.0], syn_patients=300, syn_size={2: 32, 3: 16}, syn_pre_epochs=None,
+                 nih_fractions=[0.01, 0.1, 1.0], syn_patients=300, syn_size={2: 32, 3: 24}, syn_pre_epochs=None,
                  syn_ft_epochs=None, syn_fractions=[0.01, 0.1, 1.0], seeds={2: [0, 1, 2], 3: [100, 101, 102]},
                  dims=[2, 3], extra=[]),
 }  # epochs None = the demo config's own values (pretrain 24, finetune 30)
@@ -136,44 +136,100 @@ def _failed(title: str, exc: BaseException) -> Dict[str, Any]:
     return {"title": title, "columns": ["status"], "rows": [{"status": "not measured"}], "note": f"Not measured: {line}"}
 
 
+def _nih_task(b: Dict[str, Any], budget: str, work: Path, device: str, plots: Path) -> List[Dict[str, Any]]:
+    sec = nih(b, work, device, plots)
+    return [{**sec, "key": "nih"}]
+
+
+def _synthetic_task(dims: int):
+    def run(b: Dict[str, Any], budget: str, work: Path, device: str, plots: Path) -> List[Dict[str, Any]]:
+        return [{**synthetic(b, dims, work, device), "key": f"{dims}d"}]
+    return run
+
+
+def _recipes_task(dims: int):
+    def run(b: Dict[str, Any], budget: str, work: Path, device: str, plots: Path) -> List[Dict[str, Any]]:
+        from benchmarks import _recipes
+
+        return [_recipes.synthetic_section(_recipes.BUDGETS[budget], dims, work, device)]
+    return run
+
+
+def _recipes_nih_task(b: Dict[str, Any], budget: str, work: Path, device: str, plots: Path) -> List[Dict[str, Any]]:
+    from benchmarks import _recipes
+
+    return [_recipes.nih_section(_recipes.BUDGETS[budget], work, device)]
+
+
+def tasks(budget: str, parts: List[str]) -> List[tuple]:
+    """``(title if it fails, part, task name)`` in run order; the names index :data:`TASKS`."""
+    from benchmarks import _recipes
+
+    b, rb = BUDGETS[budget], _recipes.BUDGETS[budget]
+    out = [("NIH chest X-ray: abnormal film, every model (non-transductive CV)", "nih", "nih")]
+    out += [(f"Planted synthetic cohort, {d}D: every model", "synthetic", f"synthetic {d}d") for d in b["dims"]]
+    out += [(f"Pretraining recipes, planted cohort {d}D", "recipes", f"recipes {d}d") for d in rb["dims"]]
+    if rb.get("rec_nih"):
+        out.append(("Pretraining recipes, NIH chest X-ray", "recipes", "recipes nih"))
+    return [t for t in out if t[1] in parts]
+
+
+TASKS = {"nih": _nih_task, "synthetic 2d": _synthetic_task(2), "synthetic 3d": _synthetic_task(3),
+         "recipes 2d": _recipes_task(2), "recipes 3d": _recipes_task(3), "recipes nih": _recipes_nih_task}
+
+
+def run_task(task: tuple, budget: str, work: Path, device: str, plots: Path, threads: Any) -> List[Dict[str, Any]]:
+    """One task -> its sections; a failure becomes a "not measured" section naming the error.
+    Runs in this process or in a worker process (``--jobs``), each with its own work folder."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    title, _, name = task
+    folder = work / name.replace(" ", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return TASKS[name](BUDGETS[budget], budget, folder, device, plots)
+    except Exception as exc:  # noqa: BLE001 - record it and still run the other parts
+        return [_failed(title, exc)]
+
+
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     p.add_argument("--parts", nargs="*", choices=["nih", "synthetic", "recipes"], default=["nih", "synthetic", "recipes"])
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parts run in this many processes at once (each with --threads torch threads, default 1 on "
+                        "CPU); results do not depend on it")
     args = p.parse_args(argv)
     if args.tiny:
         args.budget = "tiny"
     _cli.setup(args)
     device = pick_device(args.device).type
     b = BUDGETS[args.budget]
-    sections: List[Dict[str, Any]] = []
-    verdicts: Dict[str, Any] = {}
+    import torch
+
+    threads = torch.get_num_threads() if device == "cpu" else None
+    todo = tasks(args.budget, args.parts)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_quality_") as tmp:
-        work = Path(tmp)
-        if "nih" in args.parts:
-            try:
-                sec = nih(b, work, device, _cli.plots_dir(args))
-                verdicts["nih"] = sec.pop("verdict")
-                sections.append(sec)
-            except Exception as exc:  # noqa: BLE001 - record it and still run the synthetic part
-                sections.append(_failed("NIH chest X-ray: abnormal film, every model (non-transductive CV)", exc))
-        if "synthetic" in args.parts:
-            for dims in b["dims"]:
-                try:
-                    sec = synthetic(b, dims, work, device)
-                    verdicts[f"{dims}d"] = sec.pop("verdict")
-                    sections.append(sec)
-                except Exception as exc:  # noqa: BLE001
-                    sections.append(_failed(f"Planted synthetic cohort, {dims}D: every model", exc))
-        if "recipes" in args.parts:  # H4's hook: pretraining recipes by label efficiency (benchmarks/_recipes.py)
-            from benchmarks import _recipes
+        work, plots = Path(tmp), _cli.plots_dir(args)
+        if args.jobs > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
-            for sec in _recipes.sections(args.budget, work, device):
-                if "verdict" in sec:
-                    verdicts[sec["key"]] = sec.pop("verdict")
-                sections.append(sec)
-    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
+            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(run_task, t, args.budget, work, device, plots, threads) for t in todo]
+                results = [f.result() for f in futures]
+        else:
+            results = [run_task(t, args.budget, work, device, plots, threads) for t in todo]
+    sections: List[Dict[str, Any]] = [sec for secs in results for sec in secs]  # always in task order
+    verdicts: Dict[str, Any] = {}
+    for sec in sections:
+        if "verdict" in sec:
+            verdicts[sec["key"]] = sec.pop("verdict")
+        sec.pop("key", None)
+    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s). " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "budget_settings": b,
                                                   "verdicts": verdicts, "device": device, "tiny": args.tiny})

@@ -16,7 +16,8 @@ without improvement); test rows never take part.
 * ``fused_scratch``: the same, randomly initialised (what pretraining bought).
 * ``image_only``: the image encoder architecture from scratch + linear layer, on the
   training rows that have an image.
-* ``mlp``: one hidden layer (``finetune.mlp_hidden``) on the frozen fused embeddings
+* ``mlp``: one hidden layer (``finetune.mlp_hidden``) on the frozen fused embeddings, standardised with
+  the training rows' mean and std (buffers saved with the head)
   (computed once; the engine trains the head on them).
 """
 
@@ -199,7 +200,9 @@ def mlp(ctx: HeadContext) -> FusedPredictor:
     def rows(r: np.ndarray) -> Dataset:
         return _Embeddings(data.ids[r], data.embed(clf.model, r), data.y[r])
 
-    fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", rows(ctx.train_rows), rows(ctx.val_rows))
+    train = rows(ctx.train_rows)
+    clf.head[0].fit(train.x)  # standardise with the training rows' statistics (as the linear probe does)
+    fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", train, rows(ctx.val_rows))
     return FusedPredictor("mlp", clf.to(data.device).eval(), ctx.info.kind, "mlp", ctx.cfg.mlp_hidden, frozen=True)
 
 

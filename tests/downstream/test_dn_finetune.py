@@ -135,3 +135,29 @@ def test_load_finetuned_names_missing_parts(finetuned, tmp_path):
     (broken / "preprocessing.json").unlink()
     with pytest.raises(RunDirError, match=r"incomplete: missing preprocessing.json, classifier/meta.json"):
         load_finetuned(broken)
+
+
+def test_mlp_head_standardises_with_the_training_rows(finetuned):
+    """The saved mlp head starts with the training rows' embedding mean / std (as the linear probe's
+    scaler); zeros / ones would mean the statistics were never fitted, or fitted on other rows."""
+    import torch
+
+    from clinfusion.datasets.cohort import load_cohort
+    from clinfusion.downstream.data import FinetuneData
+    from clinfusion.downstream.inference import load_finetuned
+
+    run_dir, _ = finetuned
+    run = load_finetuned(run_dir, head="mlp")
+    cohort = load_cohort(run.cfg.cohort, require_labels=True)
+    data = FinetuneData(cohort, run.preprocessor, run.cfg.image, run.label, batch_size=8)
+    splits = pd.read_csv(run_dir / "splits.csv", dtype=str)
+    train_ids = set(splits.loc[splits["split"] == "train", "id"])
+    rows = np.asarray([i for i, x in enumerate(data.ids) if x in train_ids])
+    other = np.asarray([i for i, x in enumerate(data.ids) if x not in train_ids])
+    emb = torch.as_tensor(data.embed(run.classifier.model, rows))
+    std = run.classifier.head[0]
+    assert torch.allclose(std.mean, emb.mean(0), atol=1e-4)
+    assert torch.allclose(std.std, emb.std(0, unbiased=False), atol=1e-4)
+    assert not torch.allclose(std.mean, torch.as_tensor(data.embed(run.classifier.model, other)).mean(0), atol=1e-3)
+    x = std(emb)
+    assert torch.allclose(x.mean(0), torch.zeros(x.shape[1]), atol=1e-4)
