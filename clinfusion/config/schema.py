@@ -230,6 +230,9 @@ class FinetuneConfig(Section):
     # the models trained end to end (full, fused_scratch, image_only) see a new random view of each
     # training image every epoch, drawn with the image.augment settings (validation / test images never)
     augment: bool = False
+    # full and fused_scratch: in training, hide each input (image / record) from the fusion with this
+    # probability (never both), so neither encoder can lean on the other one alone
+    modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     freeze: List[str] = Field(default_factory=list)  # full fine-tuning: module names to freeze
     mlp_hidden: int = Field(128, ge=1)  # hidden width of the mlp head
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)

@@ -12,7 +12,9 @@ without improvement); test rows never take part.
 
 * ``full``: a copy of the (pre)trained :class:`MultimodalModel` + linear head, encoders at
   ``finetune.encoder_lr`` and the head at ``finetune.lr`` (Howard & Ruder 2018);
-  ``finetune.freeze`` names modules kept fixed.
+  ``finetune.freeze`` names modules kept fixed; ``finetune.augment`` (random views of the training
+  images) and ``finetune.modality_dropout`` (hide one input from the fusion) also serve
+  ``fused_scratch``.
 * ``fused_scratch``: the same, randomly initialised (what pretraining bought).
 * ``image_only``: the image encoder architecture from scratch + linear layer, on the
   training rows that have an image.
@@ -37,6 +39,7 @@ from clinfusion.downstream.labels import loss_fn, to_probs
 from clinfusion.downstream.models import (FusedPredictor, HeadContext, Predictor, make_classifier, predict_on_batches,
                                           register_model)
 from clinfusion.errors import ConfigError
+from clinfusion.fusion.dropout import ModalityDropout
 
 
 class ClassifierTask(nn.Module):
@@ -45,13 +48,18 @@ class ClassifierTask(nn.Module):
     ``batch["target"]`` holds the targets of the label kind (binary ``[B]`` 0/1, multiclass
     ``[B]`` index, multilabel ``[B, K]`` with NaN = unlabelled); the loss is
     :func:`clinfusion.downstream.labels.loss_fn` on ``model.forward_batch(batch) [B, K_out]``.
+    ``modality_dropout``: in training, each present modality of ``batch["modality_mask"] [B, 2]``
+    is hidden from the fusion with this probability (never both; ``finetune.modality_dropout``).
     """
 
-    def __init__(self, model: nn.Module, kind: str) -> None:
+    def __init__(self, model: nn.Module, kind: str, modality_dropout: float = 0.0) -> None:
         super().__init__()
         self.model, self.kind = model, kind
+        self.modality_dropout = ModalityDropout(modality_dropout)
 
     def forward(self, batch: Dict[str, Any]) -> Dict[str, Tensor]:
+        if self.modality_dropout.p > 0 and "modality_mask" in batch:
+            batch = {**batch, "modality_mask": self.modality_dropout(batch["modality_mask"])}
         return {"loss": loss_fn(self.model.forward_batch(batch).float(), batch["target"], self.kind)}
 
 
@@ -105,7 +113,7 @@ def cohort_dataset(data: FinetuneData, rows: np.ndarray, augment: bool = False) 
 
 
 def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset, val: Dataset,
-                    lr_by_prefix: Optional[Dict[str, float]] = None) -> nn.Module:
+                    lr_by_prefix: Optional[Dict[str, float]] = None, modality_dropout: float = 0.0) -> nn.Module:
     """Train ``net`` with the engine on ``train``; keep the epoch with the best validation AUROC.
 
     Returns ``net`` with the kept weights, in eval mode.
@@ -115,7 +123,7 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
     from clinfusion.training.schedule import param_groups
 
     cfg = ctx.cfg
-    task = ClassifierTask(net, ctx.info.kind)
+    task = ClassifierTask(net, ctx.info.kind, modality_dropout)
     groups = param_groups(task, cfg.weight_decay, lr_by_prefix)
     if not groups:
         return net.eval()
@@ -159,7 +167,7 @@ def _end_to_end(ctx: HeadContext, model: nn.Module, name: str, pretrained: bool)
     apply_freeze(clf.model, ctx.cfg.freeze)
     fit_with_engine(ctx, clf, name, cohort_dataset(ctx.data, ctx.train_rows, ctx.cfg.augment),
                     cohort_dataset(ctx.data, ctx.val_rows),
-                    {"model.model.": ctx.cfg.encoder_lr} if pretrained else None)
+                    {"model.model.": ctx.cfg.encoder_lr} if pretrained else None, ctx.cfg.modality_dropout)
     return FusedPredictor(name, clf.to(ctx.data.device), ctx.info.kind, "linear", ctx.cfg.mlp_hidden, frozen=False)
 
 

@@ -47,11 +47,11 @@ def test_encoder_lr_only_for_pretrained_encoders(pretrained, monkeypatch):
     from clinfusion.downstream import neural
 
     seen = {}
-    monkeypatch.setattr(neural, "fit_with_engine", lambda ctx, net, name, tr, va, lrs=None: seen.setdefault(name, lrs))
+    monkeypatch.setattr(neural, "fit_with_engine", lambda ctx, net, name, tr, va, lrs=None, md=0.0: seen.setdefault(name, lrs))
     monkeypatch.setattr(neural, "cohort_dataset", lambda data, rows, augment=False: None)
     monkeypatch.setattr(neural, "make_classifier", lambda model, *a, **k: SimpleNamespace(model=model, to=lambda d: None))
     ctx = SimpleNamespace(info=SimpleNamespace(num_outputs=1, kind="binary"), pretrained=pretrained,
-                          cfg=SimpleNamespace(mlp_hidden=8, freeze=[], encoder_lr=1e-4, lr=3e-3, augment=False),
+                          cfg=SimpleNamespace(mlp_hidden=8, freeze=[], encoder_lr=1e-4, lr=3e-3, augment=False, modality_dropout=0.0),
                           data=SimpleNamespace(device="cpu"), train_rows=None, val_rows=None,
                           encoder_copy=lambda: torch.nn.Linear(2, 2), new_model=lambda: torch.nn.Linear(2, 2))
     neural.full(ctx)
@@ -82,3 +82,29 @@ def test_finetune_augment_reaches_the_training_rows_of_end_to_end_models_only(dn
     run_finetune(cfg, None, tmp_path / "aug", show=False)
     assert sorted(seen) == [("full", augment, False), ("fused_scratch", augment, False),
                             ("image_only", augment, False), ("mlp", False, False)]
+
+
+def test_finetune_modality_dropout_hides_one_input_in_training_only():
+    from clinfusion.downstream.neural import ClassifierTask
+
+    class Spy(torch.nn.Module):
+        def forward_batch(self, batch):
+            self.mask = batch["modality_mask"].clone()
+            return torch.zeros(len(batch["target"]), 1, requires_grad=True)
+
+    n = 4000
+    batch = {"modality_mask": torch.ones(n, 2, dtype=torch.bool), "target": torch.zeros(n)}
+    task = ClassifierTask(Spy(), "binary", modality_dropout=0.3).train()
+    torch.manual_seed(0)
+    task(batch)
+    mask = task.model.mask
+    assert mask.any(dim=1).all()  # never both inputs hidden
+    hidden = (~mask).float().mean(dim=0)  # each input hidden in about 0.3 * 0.7 of rows (both drawn: undone)
+    assert torch.allclose(hidden, torch.full((2,), 0.21), atol=0.03), hidden
+    assert batch["modality_mask"].all()  # the batch itself is not modified
+    task.eval()
+    task(batch)
+    assert task.model.mask.all()
+    plain = ClassifierTask(Spy(), "binary").train()  # finetune.modality_dropout 0: nothing hidden
+    plain(batch)
+    assert plain.model.mask.all()
