@@ -15,8 +15,8 @@ linear probe: a logistic regression on the standardised fused embeddings, fitted
 pretraining rows' labels of all three sites and scored on the held-out patients of all three
 sites (AUROC, 95% patient-bootstrap CI). Every run is repeated for 3 seeds (the cohort draw or
 pseudo-site assignment, the held-out patients and the pretraining seed all change with it).
-Goal, judged on the mean over seeds: federated within 0.03 AUROC of centralized and above every
-site alone; the per-seed verdicts are reported beside it.
+Goal, judged on means over seeds: federated within 0.03 AUROC of centralized and above the best
+site alone (each seed's best, averaged); the per-seed verdicts are reported beside it.
 
     python -m benchmarks.federated [--budget tiny|small] [--parts synthetic nih] [--results-dir DIR]
 """
@@ -206,30 +206,32 @@ def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[s
 
 
 def goal_verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Goal per federated strategy, on the mean AUROC over seeds: >= centralized - 0.03 and > every
-    site alone; plus how many single seeds meet it."""
+    """Goal per federated strategy, on means over seeds: federated >= centralized - 0.03, and above
+    the best site alone, taken per seed (the sites of one seed are not those of another on NIH)
+    and then averaged; plus how many single seeds meet it."""
     frame = pd.DataFrame(rows)
     seeds = sorted(frame["seed"].unique())
+    by_seed = [frame[frame["seed"] == s].set_index("model")["auroc"].to_dict() for s in seeds]
 
-    def judge(by: Dict[str, float]) -> Dict[str, bool]:
-        central = by["centralized"]
-        best_alone = max(v for k, v in by.items() if k.endswith("alone"))
-        return {k: v >= central - GOAL_GAP and v > best_alone for k, v in by.items() if k.startswith("federated")}
+    def best_alone(by: Dict[str, float]) -> float:
+        return max(v for k, v in by.items() if k.endswith("alone"))
+
+    def judge(by: Dict[str, float], alone: float) -> Dict[str, bool]:
+        return {k: v >= by["centralized"] - GOAL_GAP and v > alone for k, v in by.items() if k.startswith("federated")}
 
     mean = frame.groupby("model", sort=False)["auroc"].mean().to_dict()
-    per_seed = [judge(frame[frame["seed"] == s].set_index("model")["auroc"].to_dict()) for s in seeds]
-    met = judge(mean)
+    alone_mean = float(np.mean([best_alone(by) for by in by_seed]))
+    per_seed = [judge(by, best_alone(by)) for by in by_seed]
+    met = judge(mean, alone_mean)
     central = mean["centralized"]
-    alone = {k: v for k, v in mean.items() if k.endswith("alone")}
-    best_alone = max(alone.values())
     parts = []
     for name, ok in met.items():
         n_ok = sum(p[name] for p in per_seed)
         parts.append(f"{name} {mean[name]:.3f} vs centralized {central:.3f} (gap {central - mean[name]:+.3f}, goal <= "
-                     f"{GOAL_GAP}) and best site alone {best_alone:.3f} (means over {len(seeds)} seed(s)): goal "
-                     f"{'met' if ok else 'NOT met'}; met on {n_ok} of {len(seeds)} single seeds")
-    sd = frame[frame["model"] == "centralized"]["auroc"].std() if len(seeds) > 1 else float("nan")
+                     f"{GOAL_GAP}) and the best site alone {alone_mean:.3f} (each seed's best site; means over "
+                     f"{len(seeds)} seed(s)): goal {'met' if ok else 'NOT met'}; met on {n_ok} of {len(seeds)} single seeds")
     if len(seeds) > 1:
+        sd = frame[frame["model"] == "centralized"]["auroc"].std()
         parts.append(f"the centralized AUROC varies by sd {sd:.3f} across seeds, "
                      f"{'more' if sd > GOAL_GAP else 'less'} than the {GOAL_GAP} goal margin")
     return {"met": met, "per_seed": per_seed, "text": "; ".join(parts)}
