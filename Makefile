@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.speed
 	$(PY) -m benchmarks.gpu
 	$(PY) -m benchmarks.explain_quality
-	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.quality --jobs 2
 	$(PY) -m benchmarks.federated
 
 clean:
