@@ -20,7 +20,6 @@ All through the public API (``run_pretrain`` / ``run_finetune``); planted cohort
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -130,30 +129,6 @@ def verdict(df: pd.DataFrame, recipe: str = DECLARED, gain: float = 0.10, gap: f
             f"({mean(best10, 0.1):.3f}, shown for information, not used for the verdict)")
     return {"recipe": recipe, "probe_10": p10, "probe_100": p100, "scratch_10": s10, "gain_pass": ok_gain,
             "gap_pass": ok_gap, "text": text}
-
-
-def sections(budget: str, work: Path, device: str) -> List[Dict[str, Any]]:
-    """Recipe sections for ``benchmarks.quality`` (planted 2D and 3D; NIH when the budget has it).
-
-    A part that fails becomes a "not measured" section naming the error."""
-    b = BUDGETS[budget]
-    out = []
-    for dims in b["dims"]:
-        try:
-            out.append(synthetic_section(b, dims, work, device))
-        except Exception as exc:  # noqa: BLE001 - record it and go on
-            out.append(_failed(f"Pretraining recipes, planted cohort {dims}D", exc))
-    if b.get("rec_nih"):
-        try:
-            out.append(nih_section(b, work, device))
-        except Exception as exc:  # noqa: BLE001
-            out.append(_failed("Pretraining recipes, NIH chest X-ray", exc))
-    return out
-
-
-def _failed(title: str, exc: BaseException) -> Dict[str, Any]:
-    line = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
-    return {"title": title, "columns": ["status"], "rows": [{"status": "not measured"}], "note": f"Not measured: {line}"}
 
 
 def synthetic_section(b: Dict[str, Any], dims: int, work: Path, device: str) -> Dict[str, Any]:
