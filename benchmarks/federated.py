@@ -186,8 +186,9 @@ def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[s
         rows += runs_of_seed(table, overrides, work / f"seed{seed}" / "runs", b, e, seed)
     frame = pd.DataFrame(rows)
     means = frame.groupby("model", sort=False)["auroc"].agg(["mean", "std"]).reset_index()
+    mean_of = dict(zip(means["model"], means["mean"]))
     for r in rows:
-        r["mean over seeds"] = float(means.set_index("model").loc[r["model"], "mean"])
+        r["mean over seeds"] = float(mean_of[r["model"]])
     verdict = goal_verdict(rows)
     first = rows[0]
     note = (f"{first['n_rows']} rows of {first['n_patients']} patients in 3 sites per seed; 30% of each site's "

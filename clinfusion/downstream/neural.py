@@ -64,7 +64,8 @@ class ClassifierTask(nn.Module):
 
 
 class _WithTargets(Dataset):
-    """Samples of ``base`` (batch layout) plus ``target`` from the cohort targets."""
+    """Samples of ``base`` (``(sample, cohort_row)`` pairs) plus ``target``: the cohort row's entry
+    of ``y`` (the targets of every cohort row)."""
 
     def __init__(self, base: Dataset, y: np.ndarray) -> None:
         self.base, self.y = base, torch.as_tensor(np.asarray(y, dtype=np.float32))
@@ -74,8 +75,8 @@ class _WithTargets(Dataset):
         return len(self.base)
 
     def __getitem__(self, i: Any) -> Dict[str, Any]:
-        sample, _ = self.base[i]
-        return {**sample, "target": self.y[i[0] if isinstance(i, tuple) else i]}
+        sample, row = self.base[i]
+        return {**sample, "target": self.y[row]}
 
 
 class _Embeddings(Dataset):
@@ -109,7 +110,7 @@ class EmbeddingHead(nn.Module):
 def cohort_dataset(data: FinetuneData, rows: np.ndarray, augment: bool = False) -> Dataset:
     """The cohort rows as engine samples (batch layout + ``target``); ``augment``: a random view of
     each image (``finetune.augment``, training rows only)."""
-    return _WithTargets(data.dataset(rows, augment), data.y[rows])
+    return _WithTargets(data.dataset(rows, augment), data.y)
 
 
 def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset, val: Dataset,
