@@ -17,6 +17,7 @@ from clinfusion import __version__
 from clinfusion.cli import commands  # noqa: F401  (registers the commands)
 from clinfusion.cli.base import COMMANDS
 from clinfusion.errors import ClinfusionError
+from clinfusion.training.distributed import shutdown_distributed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
         return 130
+    finally:
+        shutdown_distributed()  # torchrun ranks: join gloo's threads before exit
 
 
 if __name__ == "__main__":  # pragma: no cover

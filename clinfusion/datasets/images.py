@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+import numpy as np
 import torch
 from monai.data import PILReader, get_track_meta, set_track_meta
 from monai.transforms import (
@@ -40,11 +41,14 @@ from monai.transforms import (
     RandRotate,
     RandScaleCrop,
     RandShiftIntensity,
+    Randomizable,
     Resize,
     ScaleIntensity,
     ScaleIntensityRange,
     SqueezeDim,
 )
+
+from monai.utils import MAX_SEED
 
 from clinfusion.config.schema import AugmentConfig, ImageConfig, IntensityConfig
 from clinfusion.errors import ConfigError, DataError
@@ -293,6 +297,25 @@ class PlainCompose(Compose):
             return super().__call__(*args, **kwargs)
         finally:
             set_track_meta(previous)
+
+    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None):
+        """The same draws as ``Compose.set_random_state(seed)``, but from the second call on each
+        transform's own ``RandomState`` is re-seeded in place instead of rebuilt: the datasets
+        re-seed once per sample, and rebuilding eight generators cost ~1 ms of a ~2.5 ms 64 px
+        view (measured once, 2-core machine)."""
+        if seed is None or not getattr(self, "_own_states", False):
+            super().set_random_state(seed=seed, state=state)
+            self._own_states = seed is not None  # every random transform now holds its own generator
+            return self
+        self.R.seed(int(seed) % MAX_SEED)
+        for t in self.transforms:
+            if isinstance(t, Randomizable):
+                sub = int(self.R.randint(MAX_SEED, dtype="uint32"))
+                if type(t).set_random_state is Randomizable.set_random_state:
+                    t.R.seed(sub)
+                else:  # a transform with its own seeding (inner transforms): MONAI's way
+                    t.set_random_state(seed=sub)
+        return self
 
 
 def build_view_augment(cfg: ImageConfig) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -55,6 +55,17 @@ def setup_distributed(device_pref: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, device)
 
 
+def shutdown_distributed() -> None:
+    """Destroy the process group, if any, before the interpreter exits (idempotent).
+
+    Left to interpreter teardown, gloo's worker threads are sometimes destroyed while
+    joinable and the rank dies with SIGABRT ("terminate called without an active exception")
+    after the run has finished.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()

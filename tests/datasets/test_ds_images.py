@@ -148,3 +148,20 @@ def test_view_augment_shape_randomness_and_seed(dims, size):
     assert not torch.allclose(a1, a2) and not torch.allclose(a1, x)
     aug.set_random_state(3)
     assert torch.allclose(aug(x.clone()), a1)
+
+
+@pytest.mark.parametrize("dims,size", [(2, [16, 16]), (3, [8, 8, 8])])
+def test_fast_reseeding_draws_what_monai_compose_draws(dims, size):
+    """The in-place re-seeding (second call on) gives MONAI's ``Compose.set_random_state`` views."""
+    from monai.transforms import Compose
+
+    cfg = _cfg(spatial_dims=dims, size=size, augment={"noise_std": 0.05, "rotate_degrees": 10})
+    ours, monai = build_view_augment(cfg), build_view_augment(cfg)
+    x = torch.rand(1, *size)
+    views = []
+    for seed in (3, 11, 2**32 - 5, 3):
+        ours.set_random_state(seed)
+        Compose.set_random_state(monai, seed=seed)
+        views.append(ours(x.clone()))
+        assert torch.equal(views[-1], monai(x.clone())), seed
+    assert torch.equal(views[0], views[3]) and not torch.allclose(views[0], views[1])
