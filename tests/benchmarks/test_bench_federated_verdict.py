@@ -33,3 +33,14 @@ def test_goal_on_seed_means_and_per_seed_counts():
     v = goal_verdict(rows)
     assert v["met"] == {"federated FedAvg": False}
     assert [p["federated FedAvg"] for p in v["per_seed"]] == [True, False]
+
+
+def test_no_pretraining_row_is_reported_but_never_judged():
+    """The random-encoder reference is neither a site alone nor a federated run: a higher score there
+    leaves the verdict alone, and the text says what centralized pretraining adds over it."""
+    from benchmarks.federated import goal_verdict
+
+    ref = [{"model": "no pretraining (random weights)", "seed": 0, "auroc": 0.90}]
+    v = goal_verdict(_rows(0, 0.72, 0.70, [0.65, 0.63, 0.60]) + ref)
+    assert v["met"] == {"federated FedAvg": True}
+    assert "never pretrained score 0.900, so centralized pretraining changes the probe by -0.180 (no gain)" in v["text"]
