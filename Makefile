@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.explain_quality
 	$(PY) -m benchmarks.quality --jobs 2
 	$(PY) -m benchmarks.federated
+	$(PY) -m benchmarks.probe_ceiling
 
 clean:
 	rm -rf $(VENV) build *.egg-info

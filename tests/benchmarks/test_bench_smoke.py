@@ -131,3 +131,13 @@ def test_explain_quality(tmp_path):
     assert {"integrated_gradients", "occlusion", "gradcam"} <= {r["method"] for r in rows}
     _finite([r for r in rows if r["method"] != "tabular_ig: marker rank"], "pointing / rank")
     _finite(_section(data, "Explained classifier")["rows"], "AUROC")
+
+
+def test_probe_ceiling(tmp_path):
+    """Perfect image evidence: the linear probe reaches the oracle; noisy evidence: it loses more
+    than the Bayes combination of the same two inputs."""
+    sec = _section(_run("probe_ceiling", tmp_path), "Linear-probe ceiling")
+    _finite(sec["rows"], "image s alone", "linear probe (s, t)", "Bayes (s, t)", "oracle both")
+    by = {r["sigma"]: r for r in sec["rows"]}
+    assert abs(by[0.0]["linear gap"]) < 0.02 and by[0.0]["image loss"] == 0
+    assert by[0.5]["image loss"] > 0.02 and by[0.5]["linear gap"] > by[0.5]["Bayes gap"] + 0.02
