@@ -36,6 +36,7 @@ from benchmarks import _cli
 
 NAME = "federated"
 GOAL_GAP = 0.03
+NO_PRETRAINING = "no pretraining (random weights)"  # the reference row: reported, never judged
 BUDGETS: Dict[str, Dict[str, Any]] = {
     "tiny": dict(syn_patients=36, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8, seeds=[0]),
     "small": dict(syn_patients=150, nih_patients=None, syn_epochs=12, nih_epochs=6, bootstrap=200, batch=32,
@@ -165,7 +166,7 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
     }
     # reference: the same encoders never pretrained (a learning rate of 1e-12 for one epoch leaves the
     # random weights as they are and only sets the batch-norm statistics, so embed can read the run)
-    runs["no pretraining (random weights)"] = common + ["pretrain.epochs=1", "pretrain.lr=1e-12"]
+    runs[NO_PRETRAINING] = common + ["pretrain.epochs=1", "pretrain.lr=1e-12"]
     frame = pd.read_csv(table)
     for site in sorted(frame["site"].unique()):
         own = table.parent / f"site_{site}.csv"
@@ -236,8 +237,8 @@ def goal_verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
         parts.append(f"{name} {mean[name]:.3f} vs centralized {central:.3f} (gap {central - mean[name]:+.3f}, goal <= "
                      f"{GOAL_GAP}) and the best site alone {alone_mean:.3f} (each seed's best site; means over "
                      f"{len(seeds)} seed(s)): goal {'met' if ok else 'NOT met'}; met on {n_ok} of {len(seeds)} single seeds")
-    if "no pretraining (random weights)" in mean:
-        raw = mean["no pretraining (random weights)"]
+    if NO_PRETRAINING in mean:
+        raw = mean[NO_PRETRAINING]
         parts.append(f"the same encoders never pretrained score {raw:.3f}, so centralized pretraining changes "
                      f"the probe by {central - raw:+.3f} ({'a gain' if central > raw else 'no gain'})")
     if len(seeds) > 1:
