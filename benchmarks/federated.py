@@ -4,14 +4,18 @@ the same encoders never pretrained (what pretraining adds to the probe at all).
 Two cohorts, each split into 3 sites, each site's patients split 70/30 into pretraining
 rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):
 
-1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`): its three sites ``A, B, C``
-   and the generator's own site shift (per-site image intensity offset and marker calibration
-   offset, ``SITE_INTENSITY`` / ``SITE_MARKER_OFFSET``).
+1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`, 300 patients x 2 images at 32 px,
+   as in ``benchmarks.quality``): its three sites ``A, B, C`` and the generator's own site shift
+   (per-site image intensity offset and marker calibration offset, ``SITE_INTENSITY`` /
+   ``SITE_MARKER_OFFSET``); ``site`` is not a feature.
 2. **NIH chest X-ray cohort** (bundled, 760 films, 160 patients) split into 3 pseudo-sites by
    patient (a seeded shuffle of the patients).
 
-Every pretraining of one cohort uses the same model, losses and number of passes over its
-data (``epochs`` = federated ``rounds`` x 1 local epoch). Each is judged by the same frozen fused
+Every run trains what the demo config (``configs/nih_cxr_demo.yaml``) trains, as
+``benchmarks.quality`` does: its encoders, losses, augmentations, batch size and epochs; only the
+cohort and the run plumbing (``RUN``) are overridden. Every pretraining of one cohort makes the
+same number of passes over its data (``epochs`` = federated ``rounds`` x 1 local epoch; a site
+alone makes them over its own rows). Each is judged by the same frozen fused
 linear probe: a logistic regression on the standardised fused embeddings, fitted on the
 pretraining rows' labels of all three sites and scored on the held-out patients of all three
 sites (AUROC, 95% patient-bootstrap CI). Every run is repeated for 3 seeds (the cohort draw or
@@ -24,6 +28,7 @@ site alone (each seed's best, averaged); the per-seed verdicts are reported besi
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -37,20 +42,23 @@ from benchmarks import _cli
 NAME = "federated"
 GOAL_GAP = 0.03
 NO_PRETRAINING = "no pretraining (random weights)"  # the reference row: reported, never judged
+# epochs / batch None: the demo config's (pretrain.epochs, pretrain.batch_size)
 BUDGETS: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(syn_patients=36, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8, seeds=[0]),
-    "small": dict(syn_patients=150, nih_patients=None, syn_epochs=12, nih_epochs=6, bootstrap=200, batch=32,
-                  seeds=[0, 1, 2]),
+    "tiny": dict(syn_patients=36, syn_size=16, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8,
+                 seeds=[0]),
+    "small": dict(syn_patients=300, syn_size=32, nih_patients=None, syn_epochs=None, nih_epochs=None, bootstrap=200,
+                  batch=None, seeds=[0, 1, 2]),
 }
-MODEL = [  # one small model for every run (CPU budget); encoder and losses as in the demo config
-    "model.image_encoder.name=cnn_tiny", "model.image_encoder.width=16", "model.image_encoder.pool=max",
-    "model.image_encoder.stem_stride=1", "model.fusion.dim=128", "model.projection_dim=64",
-    "pretrain.losses.clip=0.5", "pretrain.losses.simclr=1.0", "image.augment.crop_scale=[0.8,1.0]",
-    "image.augment.noise_std=0.05", "model.tabular_encoder.hidden_size=32", "model.tabular_encoder.num_layers=1",
-    "model.tabular_encoder.num_heads=2", "model.tabular_encoder.intermediate_size=64", "image.cache=memory",
-    "image.augment.rotate_degrees=0", "pretrain.progress=false", "pretrain.warmup_epochs=0",
-    "cohort.split_column=split", "federated.min_sites=3", "device=cpu",
-]  # cohort.exclude is per cohort (below): a shared value here would replace NIH's [findings, site]
+RUN = ["image.cache=memory", "pretrain.progress=false", "cohort.split_column=split", "federated.min_sites=3",
+       "evaluation.subgroups=[]", "device=cpu"]  # run plumbing only; cohort keys are per cohort (below)
+
+
+def run_config(overrides: Sequence[str]) -> Any:
+    """The demo config with ``overrides`` applied: what every run of this benchmark trains."""
+    from benchmarks._quality_runs import NIH_PRETRAIN
+    from clinfusion.config import load_config
+
+    return load_config(NIH_PRETRAIN, list(overrides))
 
 
 # --------------------------------------------------------------------------- cohorts
@@ -65,17 +73,17 @@ def _split_by_patient(frame: pd.DataFrame, seed: int, test: float = 0.3) -> pd.S
     return out
 
 
-def synthetic_cohort(work: Path, n_patients: int, seed: int) -> tuple[Path, List[str]]:
+def synthetic_cohort(work: Path, n_patients: int, seed: int, size: int = 32) -> tuple[Path, List[str]]:
     """The planted cohort (sites and site shift from the generator); returns (table, overrides)."""
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 
-    syn = make_synthetic_cohort(work / "synthetic", n_patients=n_patients, images_per_patient=2, size=16, seed=seed)
+    syn = make_synthetic_cohort(work / "synthetic", n_patients=n_patients, images_per_patient=2, size=size, seed=seed)
     frame = pd.read_csv(syn.table)
     frame["split"] = _split_by_patient(frame, seed)
     table = Path(syn.table).parent / "cohort_sites.csv"
     frame.to_csv(table, index=False)
-    overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [f"cohort.table={table}",
-                                                                                   "cohort.exclude=[site]"]
+    overrides = [o for o in syn.overrides if not o.startswith("cohort.table=")] + [
+        f"cohort.table={table}", "cohort.exclude=[site]", "cohort.categorical=[sex]"]
     return table, overrides
 
 
@@ -101,17 +109,16 @@ def nih_cohort(work: Path, n_patients: int | None, seed: int) -> tuple[Path, Lis
     frame.to_csv(table, index=False)
     overrides = [f"cohort.table={table}", "cohort.id_column=image", "cohort.patient_column=patient_id",
                  "cohort.image_column=image", "cohort.label_column=abnormal", "cohort.exclude=[findings, site]",
-                 "cohort.categorical=[sex, view]", "image.size=[32, 32]", "pretrain.micle=true"]
+                 "cohort.categorical=[sex, view]"]
     return table, overrides
 
 
 # --------------------------------------------------------------------------- runs
 def _pretrain(overrides: Sequence[str], out: Path) -> float:
-    from clinfusion.config import load_config
     from clinfusion.training.pretrain import run_pretrain
 
     t0 = time.perf_counter()
-    run_pretrain(load_config(None, list(overrides)), out)
+    run_pretrain(run_config(overrides), out)
     return time.perf_counter() - t0
 
 
@@ -147,15 +154,13 @@ def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
             "mb_per_round": float((total["bytes_up"] + total["bytes_down"]).mean() / 2 ** 20)}
 
 
-def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any], e: int,
+def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any], e: int, batch: int,
                  seed: int) -> List[Dict[str, Any]]:
     """Centralized, federated (FedAvg, FedProx), each site alone and no pretraining at all (the
     random encoders, a reference for what pretraining adds) on one cohort draw -> one row each."""
-    from clinfusion.config import load_config
-
-    cfg = load_config(None, overrides)
+    cfg = run_config(overrides)
     label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
-    common = overrides + MODEL + [f"pretrain.batch_size={b['batch']}", f"seed={seed}"]
+    common = overrides + RUN + [f"pretrain.batch_size={batch}", f"seed={seed}"]
     runs: Dict[str, List[str]] = {
         "centralized": common + [f"pretrain.epochs={e}"],
         "federated FedAvg": common + ["federated.runtime=simulation", "cohort.site_column=site",
@@ -184,12 +189,18 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
     return rows
 
 
-def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[str, Any], e: int) -> Dict[str, Any]:
-    """Every seed's runs of one cohort -> one RESULTS.md section (+ the verdict on the seed means)."""
+def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[str, Any],
+            e: int | None) -> Dict[str, Any]:
+    """Every seed's runs of one cohort -> one RESULTS.md section (+ the verdict on the seed means).
+    ``e`` (epochs = rounds) and ``b['batch']`` default to the demo config's."""
+    demo = run_config([])
+    e, batch = e or demo.pretrain.epochs, b["batch"] or demo.pretrain.batch_size
     rows: List[Dict[str, Any]] = []
+    first_overrides: List[str] = []
     for seed in b["seeds"]:
         table, overrides = make_cohort(work / f"seed{seed}", n_patients, seed)
-        rows += runs_of_seed(table, overrides, work / f"seed{seed}" / "runs", b, e, seed)
+        rows += runs_of_seed(table, overrides, work / f"seed{seed}" / "runs", b, e, batch, seed)
+        first_overrides = first_overrides or overrides
     frame = pd.DataFrame(rows)
     means = frame.groupby("model", sort=False)["auroc"].agg(["mean", "std"]).reset_index()
     mean_of = dict(zip(means["model"], means["mean"]))
@@ -200,13 +211,15 @@ def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[s
     note = (f"{first['n_rows']} rows of {first['n_patients']} patients in 3 sites per seed; 30% of each site's "
             f"patients held out ({first['n_test']} rows, {first['n_test_patients']} patients for seed "
             f"{first['seed']}). Seeds {b['seeds']}: each draws the cohort (planted) or the pseudo-sites (NIH), the "
-            f"held-out patients and the pretraining seed. {e} epochs / rounds x 1 local epoch, batch {b['batch']} "
+            f"held-out patients and the pretraining seed. {e} epochs / rounds x 1 local epoch, batch {batch} "
             f"(per site in federated runs). Linear probe: standardised fused embedding -> logistic regression "
             f"(C=1) fitted on the pretraining rows' labels of all sites. 95% CIs from {b['bootstrap']} "
             f"patient-bootstrap resamples. Mean ± sd over seeds: "
             + "; ".join(f"{m['model']} {m['mean']:.3f} ± {0.0 if np.isnan(m['std']) else m['std']:.3f}"
                         for m in means.to_dict("records"))
-            + f". {verdict['text']}. Overrides (seed 0): {' '.join(MODEL)}.")
+            + f". {verdict['text']}. Every training setting is the demo config's (configs/nih_cxr_demo.yaml, as "
+              f"in benchmarks.quality); run overrides: {' '.join(RUN)}; cohort overrides (first seed): "
+              f"{' '.join(o for o in first_overrides if not o.startswith('cohort.table='))}.")
     cols = ["model", "seed", "auroc", "ci_low", "ci_high", "mean over seeds", "pretrain_s", "rounds_per_s",
             "mb_per_round"]
     return {"title": title, "columns": cols, "rows": rows, "note": note, "verdict": verdict}
@@ -261,7 +274,8 @@ def main(argv: List[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_federated_") as tmp:
         work = Path(tmp)
-        parts = {"synthetic": ("Federated pretraining, planted cohort in 3 shifted sites", synthetic_cohort, "syn"),
+        planted = functools.partial(synthetic_cohort, size=b["syn_size"])
+        parts = {"synthetic": ("Federated pretraining, planted cohort in 3 shifted sites", planted, "syn"),
                  "nih": ("Federated pretraining, NIH chest X-ray in 3 pseudo-sites", nih_cohort, "nih")}
         for part, (title, make_cohort, key) in parts.items():
             if part not in args.parts:
