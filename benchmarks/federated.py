@@ -50,7 +50,7 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
                   batch=None, seeds=[0, 1, 2]),
 }
 RUN = ["image.cache=memory", "pretrain.progress=false", "cohort.split_column=split", "federated.min_sites=3",
-       "evaluation.subgroups=[]", "device=cpu"]  # run plumbing only; cohort keys are per cohort (below)
+       "device=cpu"]  # run plumbing only; cohort keys are per cohort (below)
 
 
 def run_config(overrides: Sequence[str]) -> Any:
