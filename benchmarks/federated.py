@@ -13,15 +13,19 @@ rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrai
 
 Every run trains what the demo config (``configs/nih_cxr_demo.yaml``) trains, as
 ``benchmarks.quality`` does: its encoders, losses, augmentations, batch size and epochs; only the
-cohort and the run plumbing (``RUN``) are overridden. Every pretraining of one cohort makes the
-same number of passes over its data (``epochs`` = federated ``rounds`` x 1 local epoch; a site
-alone makes them over its own rows). Each is judged by the same frozen fused
-linear probe: a logistic regression on the standardised fused embeddings, fitted on the
-pretraining rows' labels of all three sites and scored on the held-out patients of all three
+cohort and the run plumbing (``RUN``) are overridden. Runs are compared at the same number of
+passes over the data: the demo's ``E`` epochs = ``E`` rounds x 1 local epoch (a site alone makes
+them over its own rows), and, on the planted cohort, 3 x ``E``: ``E`` rounds x 3 local epochs
+against 3 x ``E`` epochs centralized and per site alone (more local work per round is FedAvg's
+usual lever; the centralized and single-site rows get the same passes so it is not flattered).
+Each run is judged by the same frozen fused linear probe, the toolkit's
+(:func:`clinfusion.downstream.probe.fit_probe`): fitted on the pretraining rows' labels of all three
+sites (C chosen on a fifth of their patients) and scored on the held-out patients of all three
 sites (AUROC, 95% patient-bootstrap CI). Every run is repeated for 3 seeds (the cohort draw or
 pseudo-site assignment, the held-out patients and the pretraining seed all change with it).
-Goal, judged on means over seeds: federated within 0.03 AUROC of centralized and above the best
-site alone (each seed's best, averaged); the per-seed verdicts are reported beside it.
+Goal, per number of passes and judged on means over seeds: federated within 0.03 AUROC of
+centralized and above the best site alone (each seed's best, averaged); the per-seed verdicts are
+reported beside it.
 
     python -m benchmarks.federated [--budget tiny|small] [--parts synthetic nih] [--results-dir DIR]
 """
@@ -45,9 +49,9 @@ NO_PRETRAINING = "no pretraining (random weights)"  # the reference row: reporte
 # epochs / batch None: the demo config's (pretrain.epochs, pretrain.batch_size)
 BUDGETS: Dict[str, Dict[str, Any]] = {
     "tiny": dict(syn_patients=36, syn_size=16, nih_patients=30, syn_epochs=1, nih_epochs=1, bootstrap=20, batch=8,
-                 seeds=[0]),
+                 seeds=[0], syn_passes=[1, 3], nih_passes=[1]),
     "small": dict(syn_patients=300, syn_size=32, nih_patients=None, syn_epochs=None, nih_epochs=None, bootstrap=200,
-                  batch=None, seeds=[0, 1, 2]),
+                  batch=None, seeds=[0, 1, 2], syn_passes=[1, 3], nih_passes=[1]),
 }
 RUN = ["image.cache=memory", "pretrain.progress=false", "cohort.split_column=split", "federated.min_sites=3",
        "device=cpu"]  # run plumbing only; cohort keys are per cohort (below)
@@ -122,29 +126,35 @@ def _pretrain(overrides: Sequence[str], out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, bootstrap: int) -> Dict[str, float]:
-    """Frozen fused linear probe: fit on the 'train' rows, AUROC on the 'test' rows."""
-    from sklearn.linear_model import LogisticRegression
+def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, bootstrap: int,
+          seed: int) -> Dict[str, float]:
+    """Frozen fused linear probe, the toolkit's (:func:`clinfusion.downstream.probe.fit_probe`, the
+    demo config's ``finetune.probe`` grid): fitted on the 'train' rows of 80% of their patients, C
+    chosen on the other 20% (a seeded patient draw), AUROC on the 'test' rows."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     from clinfusion.downstream.evaluation import bootstrap_ci
+    from clinfusion.downstream.probe import fit_probe
     from clinfusion.training.embed import run_embed
 
     emb = pd.read_parquet(run_embed(run, str(table), run / "probe_embeddings.parquet", device="cpu"))
     frame = pd.read_csv(table).astype({id_col: str})
     data = frame.merge(emb[["id", "fused_emb"]], left_on=id_col, right_on="id")
-    x = np.stack(data["fused_emb"].to_numpy())
+    x = np.stack(data["fused_emb"].to_numpy()).astype(np.float64)
     y = data[label].to_numpy().astype(int)
+    patients = data[patient_col].astype(str)
     tr, te = (data["split"] == "train").to_numpy(), (data["split"] == "test").to_numpy()
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(x[tr], y[tr])
-    p = clf.predict_proba(x[te])[:, 1]
+    train_pats = np.array(sorted(patients[tr].unique()))
+    val_pats = set(np.random.RandomState(seed).choice(train_pats, max(1, len(train_pats) // 5), replace=False))
+    va = tr & patients.isin(val_pats).to_numpy()
+    fit = tr & ~va
+    pf = fit_probe(x[fit], y[fit], x[va], y[va], "binary", run_config([]).finetune.probe, 1, seed)
+    p = (x[te] @ pf.coef.T + pf.intercept)[:, 0]
     auc = float(roc_auc_score(y[te], p))
-    ci = bootstrap_ci(y[te], p, data.loc[te, patient_col].astype(str).tolist(),
+    ci = bootstrap_ci(y[te], p, patients[te].tolist(),
                       lambda a, b: {"auroc": roc_auc_score(a, b)}, n=bootstrap).get("auroc", (np.nan, np.nan))
-    return {"auroc": auc, "ci_low": float(ci[0]), "ci_high": float(ci[1]), "n_test": int(te.sum()),
-            "n_test_patients": int(data.loc[te, patient_col].nunique())}
+    return {"auroc": auc, "ci_low": float(ci[0]), "ci_high": float(ci[1]), "probe_C": float(pf.C),
+            "n_test": int(te.sum()), "n_test_patients": int(patients[te].nunique())}
 
 
 def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
@@ -155,33 +165,39 @@ def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
 
 
 def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any], e: int, batch: int,
-                 seed: int) -> List[Dict[str, Any]]:
-    """Centralized, federated (FedAvg, FedProx), each site alone and no pretraining at all (the
-    random encoders, a reference for what pretraining adds) on one cohort draw -> one row each."""
+                 seed: int, passes: int = 1) -> List[Dict[str, Any]]:
+    """Centralized, federated (FedAvg, FedProx), each site alone and, at ``passes`` 1, no pretraining
+    at all (the random encoders, a reference for what pretraining adds) on one cohort draw -> one row
+    each. Every run makes ``passes`` x ``e`` passes over its data: ``e`` rounds of ``passes`` local
+    epochs, or ``passes`` x ``e`` epochs."""
     cfg = run_config(overrides)
     label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
     common = overrides + RUN + [f"pretrain.batch_size={batch}", f"seed={seed}"]
+    epochs = passes * e
+    fed = common + ["federated.runtime=simulation", "cohort.site_column=site", f"federated.rounds={e}",
+                    f"federated.local_epochs={passes}"]
+    tag_c = "" if passes == 1 else f", {epochs} epochs"
+    tag_f = "" if passes == 1 else f", {passes} local epochs"
     runs: Dict[str, List[str]] = {
-        "centralized": common + [f"pretrain.epochs={e}"],
-        "federated FedAvg": common + ["federated.runtime=simulation", "cohort.site_column=site",
-                                      f"federated.rounds={e}", "federated.local_epochs=1"],
-        "federated FedProx (mu 0.01)": common + ["federated.runtime=simulation", "cohort.site_column=site",
-                                                 f"federated.rounds={e}", "federated.local_epochs=1",
-                                                 "federated.strategy=fedprox", "federated.mu=0.01"],
+        f"centralized{tag_c}": common + [f"pretrain.epochs={epochs}"],
+        f"federated FedAvg{tag_f}": fed,
+        f"federated FedProx (mu 0.01){tag_f}": fed + ["federated.strategy=fedprox", "federated.mu=0.01"],
     }
-    # reference: the same encoders never pretrained (a learning rate of 1e-12 for one epoch leaves the
-    # random weights as they are and only sets the batch-norm statistics, so embed can read the run)
-    runs[NO_PRETRAINING] = common + ["pretrain.epochs=1", "pretrain.lr=1e-12"]
+    if passes == 1:
+        # reference: the same encoders never pretrained (a learning rate of 1e-12 for one epoch leaves the
+        # random weights as they are and only sets the batch-norm statistics, so embed can read the run)
+        runs[NO_PRETRAINING] = common + ["pretrain.epochs=1", "pretrain.lr=1e-12"]
     frame = pd.read_csv(table)
     for site in sorted(frame["site"].unique()):
         own = table.parent / f"site_{site}.csv"
         frame[frame["site"] == site].to_csv(own, index=False)
-        runs[f"site {site} alone"] = common + [f"cohort.table={own}", f"pretrain.epochs={e}"]
+        runs[f"site {site} alone{tag_c}"] = common + [f"cohort.table={own}", f"pretrain.epochs={epochs}"]
     rows = []
     for name, ov in runs.items():
-        out = work / name.replace(" ", "_").replace("(", "").replace(")", "")
+        out = work / f"x{passes}" / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
         seconds = _pretrain(ov, out)
-        row = {"model": name, "seed": seed, **probe(out, table, label, id_col, patient_col, b["bootstrap"]),
+        row = {"model": name, "passes": passes, "seed": seed,
+               **probe(out, table, label, id_col, patient_col, b["bootstrap"], seed),
                "pretrain_s": seconds, "n_rows": len(frame), "n_patients": int(frame[patient_col].nunique())}
         if name.startswith("federated"):
             row.update(_fed_traffic(out, seconds))
@@ -190,16 +206,18 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
 
 
 def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[str, Any],
-            e: int | None) -> Dict[str, Any]:
-    """Every seed's runs of one cohort -> one RESULTS.md section (+ the verdict on the seed means).
-    ``e`` (epochs = rounds) and ``b['batch']`` default to the demo config's."""
+            e: int | None, passes: Sequence[int] = (1,)) -> Dict[str, Any]:
+    """Every seed's runs of one cohort, at each number of ``passes`` over the data -> one RESULTS.md
+    section (+ the verdict on the seed means, per number of passes). ``e`` (epochs = rounds) and
+    ``b['batch']`` default to the demo config's."""
     demo = run_config([])
     e, batch = e or demo.pretrain.epochs, b["batch"] or demo.pretrain.batch_size
     rows: List[Dict[str, Any]] = []
     first_overrides: List[str] = []
     for seed in b["seeds"]:
         table, overrides = make_cohort(work / f"seed{seed}", n_patients, seed)
-        rows += runs_of_seed(table, overrides, work / f"seed{seed}" / "runs", b, e, batch, seed)
+        for k in passes:
+            rows += runs_of_seed(table, overrides, work / f"seed{seed}" / "runs", b, e, batch, seed, k)
         first_overrides = first_overrides or overrides
     frame = pd.DataFrame(rows)
     means = frame.groupby("model", sort=False)["auroc"].agg(["mean", "std"]).reset_index()
@@ -208,55 +226,76 @@ def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[s
         r["mean over seeds"] = float(mean_of[r["model"]])
     verdict = goal_verdict(rows)
     first = rows[0]
+    tiers = " and ".join(f"{k * e} passes over the data ({e} rounds x {k} local epoch{'s' * (k > 1)}, or {k * e} "
+                         f"epochs)" for k in passes)
     note = (f"{first['n_rows']} rows of {first['n_patients']} patients in 3 sites per seed; 30% of each site's "
             f"patients held out ({first['n_test']} rows, {first['n_test_patients']} patients for seed "
             f"{first['seed']}). Seeds {b['seeds']}: each draws the cohort (planted) or the pseudo-sites (NIH), the "
-            f"held-out patients and the pretraining seed. {e} epochs / rounds x 1 local epoch, batch {batch} "
-            f"(per site in federated runs). Linear probe: standardised fused embedding -> logistic regression "
-            f"(C=1) fitted on the pretraining rows' labels of all sites. 95% CIs from {b['bootstrap']} "
-            f"patient-bootstrap resamples. Mean ± sd over seeds: "
+            f"held-out patients and the pretraining seed. Every run at {tiers}; batch {batch} "
+            f"(per site in federated runs); each number of passes is judged on its own rows. Linear probe: the "
+            f"toolkit's (clinfusion.downstream.probe.fit_probe: standardised fused embedding -> L2 logistic "
+            f"regression, C from the demo's finetune.probe grid chosen on validation patients, column probe_C), "
+            f"fitted on the pretraining rows' labels of 80% of their patients in all sites, C chosen on the other "
+            f"20%. 95% CIs from {b['bootstrap']} patient-bootstrap resamples. Mean ± sd over seeds: "
             + "; ".join(f"{m['model']} {m['mean']:.3f} ± {0.0 if np.isnan(m['std']) else m['std']:.3f}"
                         for m in means.to_dict("records"))
-            + f". {verdict['text']}. Every training setting is the demo config's (configs/nih_cxr_demo.yaml, as "
-              f"in benchmarks.quality); run overrides: {' '.join(RUN)}; cohort overrides (first seed): "
+            + f". {verdict['text']}. Every other training setting is the demo config's (configs/nih_cxr_demo.yaml, "
+              f"as in benchmarks.quality); run overrides: {' '.join(RUN)}; cohort overrides (first seed): "
               f"{' '.join(o for o in first_overrides if not o.startswith('cohort.table='))}.")
-    cols = ["model", "seed", "auroc", "ci_low", "ci_high", "mean over seeds", "pretrain_s", "rounds_per_s",
-            "mb_per_round"]
+    cols = ["model", "passes", "seed", "auroc", "ci_low", "ci_high", "mean over seeds", "probe_C", "pretrain_s",
+            "rounds_per_s", "mb_per_round"]
     return {"title": title, "columns": cols, "rows": rows, "note": note, "verdict": verdict}
 
 
 def goal_verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Goal per federated strategy, on means over seeds: federated >= centralized - 0.03, and above
-    the best site alone, taken per seed (the sites of one seed are not those of another on NIH)
-    and then averaged; plus how many single seeds meet it."""
+    """Goal per federated strategy, on means over seeds, among the runs that make the same number of
+    passes over the data (``passes``, 1 when absent): federated >= centralized - 0.03, and above the
+    best site alone, taken per seed (the sites of one seed are not those of another on NIH) and then
+    averaged; plus how many single seeds meet it."""
     frame = pd.DataFrame(rows)
+    if "passes" not in frame:
+        frame["passes"] = 1
+    met: Dict[str, bool] = {}
+    per_seed: List[Dict[str, bool]] = []
+    parts: List[str] = []
+    for k in sorted(frame["passes"].unique()):
+        v = _tier_verdict(frame[frame["passes"] == k])
+        met.update(v["met"])
+        per_seed = [{**a, **b} for a, b in zip(per_seed, v["per_seed"])] if per_seed else v["per_seed"]
+        parts.append(v["text"])
+    return {"met": met, "per_seed": per_seed, "text": "; ".join(parts)}
+
+
+def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
+    """:func:`goal_verdict` for the runs of one number of passes."""
     seeds = sorted(frame["seed"].unique())
     by_seed = [frame[frame["seed"] == s].set_index("model")["auroc"].to_dict() for s in seeds]
+    central_name = next(m for m in frame["model"] if m.startswith("centralized"))
 
     def best_alone(by: Dict[str, float]) -> float:
-        return max(v for k, v in by.items() if k.endswith("alone"))
+        return max(v for k, v in by.items() if " alone" in k)
 
     def judge(by: Dict[str, float], alone: float) -> Dict[str, bool]:
-        return {k: v >= by["centralized"] - GOAL_GAP and v > alone for k, v in by.items() if k.startswith("federated")}
+        return {k: v >= by[central_name] - GOAL_GAP and v > alone for k, v in by.items() if k.startswith("federated")}
 
     mean = frame.groupby("model", sort=False)["auroc"].mean().to_dict()
     alone_mean = float(np.mean([best_alone(by) for by in by_seed]))
     per_seed = [judge(by, best_alone(by)) for by in by_seed]
     met = judge(mean, alone_mean)
-    central = mean["centralized"]
+    central = mean[central_name]
     parts = []
     for name, ok in met.items():
         n_ok = sum(p[name] for p in per_seed)
-        parts.append(f"{name} {mean[name]:.3f} vs centralized {central:.3f} (gap {central - mean[name]:+.3f}, goal <= "
-                     f"{GOAL_GAP}) and the best site alone {alone_mean:.3f} (each seed's best site; means over "
+        parts.append(f"{name} {mean[name]:.3f} vs {central_name} {central:.3f} (gap {central - mean[name]:+.3f}, goal "
+                     f"<= {GOAL_GAP}) and the best site alone {alone_mean:.3f} (each seed's best site; means over "
                      f"{len(seeds)} seed(s)): goal {'met' if ok else 'NOT met'}; met on {n_ok} of {len(seeds)} single seeds")
     if NO_PRETRAINING in mean:
         raw = mean[NO_PRETRAINING]
         parts.append(f"the same encoders never pretrained score {raw:.3f}, so centralized pretraining changes "
                      f"the probe by {central - raw:+.3f} ({'a gain' if central > raw else 'no gain'})")
     if len(seeds) > 1:
-        sd = frame[frame["model"] == "centralized"]["auroc"].std()
-        parts.append(f"the centralized AUROC varies by sd {sd:.3f} across seeds, "
+        sd = frame[frame["model"] == central_name]["auroc"].std()
+        parts.append(f"the {central_name} AUROC varies by sd {sd:.3f} across seeds, "
                      f"{'more' if sd > GOAL_GAP else 'less'} than the {GOAL_GAP} goal margin")
     return {"met": met, "per_seed": per_seed, "text": "; ".join(parts)}
 
@@ -280,7 +319,7 @@ def main(argv: List[str] | None = None) -> int:
         for part, (title, make_cohort, key) in parts.items():
             if part not in args.parts:
                 continue
-            sec = compare(title, make_cohort, b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"])
+            sec = compare(title, make_cohort, b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"], b[f"{key}_passes"])
             verdicts[part] = sec.pop("verdict")
             sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
