@@ -126,17 +126,18 @@ def _pretrain(overrides: Sequence[str], out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, bootstrap: int,
-          seed: int) -> Dict[str, float]:
-    """Frozen fused linear probe, the toolkit's (:func:`clinfusion.downstream.probe.fit_probe`, the
-    demo config's ``finetune.probe`` grid): fitted on the 'train' rows of 80% of their patients, C
-    chosen on the other 20% (a seeded patient draw), AUROC on the 'test' rows."""
+def probe(run: Path, table: Path, cfg: Any, bootstrap: int, seed: int) -> Dict[str, float]:
+    """Frozen fused linear probe, the toolkit's (:func:`clinfusion.downstream.probe.fit_probe` with
+    ``cfg.finetune.probe``, the demo config's grid): fitted on the 'train' rows of 80% of their
+    patients, C chosen on the other 20% (a seeded patient draw), AUROC on the 'test' rows. ``cfg``:
+    the cohort's run config (its label, id and patient columns)."""
     from sklearn.metrics import roc_auc_score
 
     from clinfusion.downstream.evaluation import bootstrap_ci
     from clinfusion.downstream.probe import fit_probe
     from clinfusion.training.embed import run_embed
 
+    label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
     emb = pd.read_parquet(run_embed(run, str(table), run / "probe_embeddings.parquet", device="cpu"))
     frame = pd.read_csv(table).astype({id_col: str})
     data = frame.merge(emb[["id", "fused_emb"]], left_on=id_col, right_on="id")
@@ -148,7 +149,7 @@ def probe(run: Path, table: Path, label: str, id_col: str, patient_col: str, boo
     val_pats = set(np.random.RandomState(seed).choice(train_pats, max(1, len(train_pats) // 5), replace=False))
     va = tr & patients.isin(val_pats).to_numpy()
     fit = tr & ~va
-    pf = fit_probe(x[fit], y[fit], x[va], y[va], "binary", run_config([]).finetune.probe, 1, seed)
+    pf = fit_probe(x[fit], y[fit], x[va], y[va], "binary", cfg.finetune.probe, 1, seed)
     p = (x[te] @ pf.coef.T + pf.intercept)[:, 0]
     auc = float(roc_auc_score(y[te], p))
     ci = bootstrap_ci(y[te], p, patients[te].tolist(),
@@ -171,7 +172,6 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
     each. Every run makes ``passes`` x ``e`` passes over its data: ``e`` rounds of ``passes`` local
     epochs, or ``passes`` x ``e`` epochs."""
     cfg = run_config(overrides)
-    label, id_col, patient_col = cfg.cohort.label_column, cfg.cohort.id_column, cfg.cohort.patient_column
     common = overrides + RUN + [f"pretrain.batch_size={batch}", f"seed={seed}"]
     epochs = passes * e
     fed = common + ["federated.runtime=simulation", "cohort.site_column=site", f"federated.rounds={e}",
@@ -197,8 +197,8 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
         out = work / f"x{passes}" / name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
         seconds = _pretrain(ov, out)
         row = {"model": name, "passes": passes, "seed": seed,
-               **probe(out, table, label, id_col, patient_col, b["bootstrap"], seed),
-               "pretrain_s": seconds, "n_rows": len(frame), "n_patients": int(frame[patient_col].nunique())}
+               **probe(out, table, cfg, b["bootstrap"], seed), "pretrain_s": seconds, "n_rows": len(frame),
+               "n_patients": int(frame[cfg.cohort.patient_column].nunique())}
         if name.startswith("federated"):
             row.update(_fed_traffic(out, seconds))
         rows.append(row)
