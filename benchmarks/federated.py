@@ -7,8 +7,8 @@ each is judged on its own. They were added after an exploratory run on the plant
 0-2 (24 passes, the earlier unstratified held-out split): FedAdam 0.01 scored 0.888 / 0.936 / 0.929
 and 0.003 0.862 / 0.896 / 0.906, so the FedAdam rows are not a pre-registered comparison.
 
-Three cohorts, each split into 3 sites, each site's patients split 70/30 (label-stratified) into pretraining
-rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):
+Three cohorts, each split into 3 sites, each site's patients split 70/30 (label-stratified) into
+pretraining rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):
 
 1. **Planted synthetic cohort** (:func:`make_synthetic_cohort`, 300 patients x 2 images at 32 px,
    as in ``benchmarks.quality``): its three sites ``A, B, C`` and the generator's own site shift
@@ -17,7 +17,9 @@ rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrai
 2. **Smaller planted cohort, new draws**: 200 patients from cohort seeds 10-12, which no earlier
    run of this benchmark used; the out-of-sample check of the FedAdam rows (first run, as a
    script, after they were added: FedAdam 0.01 0.915 / 0.909 / 0.909, centralized 0.925 / 0.908 /
-   0.872, FedAvg 0.866 / 0.745 / 0.817, with this benchmark's own functions and splits). Sites
+   0.872, FedAvg 0.866 / 0.745 / 0.817, with this benchmark's own functions and splits, in a fresh
+   process; inside the full run, after the first part, single rows differ by up to 0.014: results
+   depend on the process's history, cause not yet found). Sites
    of about 47 pretraining patients; the demo's batch of 64 views makes one or two local steps
    per epoch.
 3. **NIH chest X-ray cohort** (bundled, 760 films, 160 patients) split into 3 pseudo-sites by
@@ -186,9 +188,9 @@ def _fed_traffic(run: Path, seconds: float) -> Dict[str, float]:
 
 def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any], e: int, batch: int,
                  seed: int, passes: int = 1) -> List[Dict[str, Any]]:
-    """Centralized, federated (FedAvg, FedProx, FedAdam at two server learning rates), each site alone and, at ``passes`` 1, no pretraining
-    at all (the random encoders, a reference for what pretraining adds) on one cohort draw -> one row
-    each. Every run makes ``passes`` x ``e`` passes over its data: ``e`` rounds of ``passes`` local
+    """Centralized, federated (FedAvg, FedProx, FedAdam at two server learning rates), each site
+    alone and, at ``passes`` 1, no pretraining at all (the random encoders, a reference for what
+    pretraining adds) on one cohort draw -> one row each. Every run makes ``passes`` x ``e`` passes over its data: ``e`` rounds of ``passes`` local
     epochs, or ``passes`` x ``e`` epochs."""
     cfg = run_config(overrides)
     common = overrides + RUN + [f"pretrain.batch_size={batch}", f"seed={seed}"]
