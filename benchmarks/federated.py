@@ -190,8 +190,8 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
                  seed: int, passes: int = 1) -> List[Dict[str, Any]]:
     """Centralized, federated (FedAvg, FedProx, FedAdam at two server learning rates), each site
     alone and, at ``passes`` 1, no pretraining at all (the random encoders, a reference for what
-    pretraining adds) on one cohort draw -> one row each. Every run makes ``passes`` x ``e`` passes over its data: ``e`` rounds of ``passes`` local
-    epochs, or ``passes`` x ``e`` epochs."""
+    pretraining adds) on one cohort draw -> one row each. Every run makes ``passes`` x ``e`` passes
+    over its data: ``e`` rounds of ``passes`` local epochs, or ``passes`` x ``e`` epochs."""
     cfg = run_config(overrides)
     common = overrides + RUN + [f"pretrain.batch_size={batch}", f"seed={seed}"]
     epochs = passes * e
@@ -347,8 +347,8 @@ def main(argv: List[str] | None = None) -> int:
         for part, (title, make_cohort, key) in parts.items():
             if part not in args.parts:
                 continue
-            sec = compare(title, make_cohort, b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"], b[f"{key}_passes"],
-                          b.get(f"{key}_seeds"))
+            sec = compare(title, make_cohort, b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"],
+                          b[f"{key}_passes"], b.get(f"{key}_seeds"))
             verdicts[part] = sec.pop("verdict")
             sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
