@@ -19,6 +19,7 @@ from fed_helpers import fed_config, load_task, site_tables
 PER_ROW = ["pretrain.losses.clip=0", "pretrain.losses.simclr=0", "pretrain.losses.scarf=0",
            "pretrain.losses.masked_features=1", "pretrain.mask_ratio=1.0", "model.modality_dropout=0",
            "pretrain.weight_decay=0", "pretrain.grad_clip=null", "pretrain.lr=0.5", "federated.local_optimizer=sgd",
+           "federated.strategy=fedavg",
            "federated.rounds=1", "federated.local_steps=1", "pretrain.batch_size=6",
            "federated.min_category_count=1"]
 

@@ -123,7 +123,8 @@ def test_client_side_dp_clips_each_update_and_is_recorded(fed_cohort, tmp_path):
     from clinfusion.seed import seed_everything
 
     def update_norm(extra):
-        cfg = fed_config(fed_cohort, SITES + ["federated.rounds=1", *extra])
+        # FedAvg: the global change is the mean of the (clipped) site updates
+        cfg = fed_config(fed_cohort, SITES + ["federated.rounds=1", "federated.strategy=fedavg", *extra])
         run = run_pretrain(cfg, tmp_path / f"run{len(extra)}")
         seed_everything(cfg.seed)  # the server's initial weights, rebuilt
         init = build_task(cfg, TabularPreprocessor.load(run / "preprocessing.json").schema).state_dict()
