@@ -145,3 +145,31 @@ def test_probe_ceiling(tmp_path):
     by = {r["sigma"]: r for r in sec["rows"]}
     assert abs(by[0.0]["linear gap"]) < 0.02 and by[0.0]["image loss"] == 0
     assert by[0.5]["image loss"] > 0.02 and by[0.5]["linear gap"] > by[0.5]["Bayes gap"] + 0.02
+
+
+def test_label_efficiency(tmp_path):
+    """Both pretraining settings, the probe and the from-scratch reference at every fraction; the pooled
+    setting pretrains on more rows than the cohort alone and no pretraining table holds a label."""
+    data = _run("label_efficiency", tmp_path)
+    rows = _section(data, "Label efficiency with an unlabelled pool, planted cohort 2D")["rows"]
+    assert [(r["setting"], r["recipe"]) for r in rows] == [
+        ("cohort only", "clip+unimodal"), ("cohort only", "(from scratch)"),
+        ("cohort + pool", "clip+unimodal"), ("cohort + pool", "(from scratch)")]
+    assert rows[2]["pretraining rows"] > rows[0]["pretraining rows"]
+    assert set(data["verdicts"]["2d"]) == {"cohort only", "cohort + pool"}
+
+
+def test_label_efficiency_tables_hold_no_label_and_no_test_patient(tmp_path):
+    import pandas as pd
+
+    from benchmarks.label_efficiency import BUDGETS, SETTINGS, cohorts
+
+    tables, _ = cohorts(tmp_path, BUDGETS["tiny"], 2, seed=3)
+    lab = pd.read_csv(tables["labelled"])
+    test = set(lab.loc[lab["split"] == "test", "patient"])
+    assert test and lab["patient"].nunique() == BUDGETS["tiny"]["patients"]
+    for setting in SETTINGS:
+        pre = pd.read_csv(tables[setting])
+        assert "label" not in pre.columns and not test & set(pre["patient"])
+    pool = pd.read_csv(tables["cohort + pool"])
+    assert pool["patient"].nunique() == BUDGETS["tiny"]["patients"] - len(test) + BUDGETS["tiny"]["pool"]
