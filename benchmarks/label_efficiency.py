@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-import numpy as np
 import pandas as pd
 
 from benchmarks import _cli
