@@ -148,15 +148,39 @@ def test_probe_ceiling(tmp_path):
 
 
 def test_label_efficiency(tmp_path):
-    """Both pretraining settings, the probe and the from-scratch reference at every fraction; the pooled
-    setting pretrains on more rows than the cohort alone and no pretraining table holds a label."""
+    """Both pretraining settings, every recipe, the recipe chosen on validation and the from-scratch
+    reference at every fraction; the pooled setting pretrains on more rows than the cohort alone."""
+    from benchmarks.label_efficiency import RECIPES
+
     data = _run("label_efficiency", tmp_path)
     rows = _section(data, "Label efficiency with an unlabelled pool, planted cohort 2D")["rows"]
-    assert [(r["setting"], r["recipe"]) for r in rows] == [
-        ("cohort only", "clip+unimodal"), ("cohort only", "(from scratch)"),
-        ("cohort + pool", "clip+unimodal"), ("cohort + pool", "(from scratch)")]
-    assert rows[2]["pretraining rows"] > rows[0]["pretraining rows"]
+    names = [RECIPES[0], "(from scratch)", *RECIPES[1:], "(chosen on validation)"]
+    assert [(r["setting"], r["recipe"]) for r in rows] == [(s, n) for s in ("cohort only", "cohort + pool")
+                                                           for n in names]
+    assert rows[len(names)]["pretraining rows"] > rows[0]["pretraining rows"]
+    chosen = [r for r in rows if r["recipe"] == "(chosen on validation)"]
+    assert all(r["chosen per seed"] in RECIPES for r in chosen)
     assert set(data["verdicts"]["2d"]) == {"cohort only", "cohort + pool"}
+    assert set(data["verdicts"]["2d"]["cohort + pool"]) == {"declared", "chosen on validation"}
+
+
+def test_chosen_on_validation_uses_validation_auroc_only():
+    """The pick follows validation AUROC at 10% per seed and setting, never test AUROC, and keeps the
+    chosen recipe's own 100% row."""
+    import pandas as pd
+
+    from benchmarks._recipes import CHOSEN, chosen_on_validation
+
+    rows = []
+    for seed, (val_a, val_b) in {0: (0.9, 0.6), 1: (0.5, 0.7)}.items():
+        for recipe, val, test in (("a", val_a, 0.55), ("b", val_b, 0.95)):
+            for f in (0.1, 1.0):
+                rows.append(dict(setting="x", seed=seed, recipe=recipe, label_fraction=f, auroc=test + f / 10,
+                                 val_auroc=val))
+    got = chosen_on_validation(pd.DataFrame(rows), ["a", "b"])
+    assert got.groupby("seed")["chosen"].first().to_dict() == {0: "a", 1: "b"}
+    assert set(got["recipe"]) == {CHOSEN} and len(got) == 4
+    assert got.loc[(got["seed"] == 0) & (got["label_fraction"] == 1.0), "auroc"].item() == 0.65
 
 
 def test_label_efficiency_tables_hold_no_label_and_no_test_patient(tmp_path):
@@ -164,12 +188,13 @@ def test_label_efficiency_tables_hold_no_label_and_no_test_patient(tmp_path):
 
     from benchmarks.label_efficiency import BUDGETS, SETTINGS, cohorts
 
-    tables, _ = cohorts(tmp_path, BUDGETS["tiny"], 2, seed=3)
+    tables, _, counts = cohorts(tmp_path, BUDGETS["tiny"], 2, seed=3)
     lab = pd.read_csv(tables["labelled"])
     test = set(lab.loc[lab["split"] == "test", "patient"])
     assert test and lab["patient"].nunique() == BUDGETS["tiny"]["patients"]
     for setting in SETTINGS:
         pre = pd.read_csv(tables[setting])
         assert "label" not in pre.columns and not test & set(pre["patient"])
+        assert counts[setting] == len(pre)
     pool = pd.read_csv(tables["cohort + pool"])
     assert pool["patient"].nunique() == BUDGETS["tiny"]["patients"] - len(test) + BUDGETS["tiny"]["pool"]
