@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,18 +57,26 @@ def _epochs(b: Dict[str, Any], key: str, section: str) -> List[str]:
     return [f"{section}.epochs={b[key]}"] if b.get(key) else []
 
 
-def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work: Path, recipes: Sequence[str]) -> pd.DataFrame:
-    """Every recipe on one cohort/seed; rows ``recipe, model (linear | fused_scratch), label_fraction, auroc``."""
-    from benchmarks._quality_runs import NIH_PRETRAIN, pretrain_finetune
+def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work: Path, recipes: Sequence[str],
+             reuse: Optional[Path] = None) -> pd.DataFrame:
+    """Every recipe on one cohort/seed; rows ``recipe, model (linear | fused_scratch), label_fraction, auroc,
+    val_auroc, n_train, seconds``. With ``reuse`` (an earlier cell's ``work``), fine-tune that cell's
+    pretrained runs again instead of pretraining (``pre`` is then unused)."""
+    from benchmarks._quality_runs import NIH_PRETRAIN, finetune_from, pretrain_finetune
 
     frames = []
     for i, recipe in enumerate(recipes):
         base = ["fused_scratch"] if i == 0 else []  # the from-scratch reference once per cell
         extra = [f"finetune.baselines=[{','.join(base)}]"]
         vit = VIT if recipe.startswith("mae") else []
+        folder = recipe.replace("+", "_")
+        ft_overrides = list(common) + list(ft) + extra + vit
         t0 = time.perf_counter()
-        r = pretrain_finetune(NIH_PRETRAIN, list(common) + list(pre) + _losses(recipe), NIH_PRETRAIN,
-                              list(common) + list(ft) + extra + vit, work / recipe.replace("+", "_"))
+        if reuse is None:
+            r = pretrain_finetune(NIH_PRETRAIN, list(common) + list(pre) + _losses(recipe), NIH_PRETRAIN,
+                                  ft_overrides, work / folder)
+        else:
+            r = finetune_from(reuse / folder / "pretrain", NIH_PRETRAIN, ft_overrides, work / folder)
         comp = r["comparison"]
         comp = comp[comp["model"].isin(["linear", "fused_scratch"])].copy()
         comp["recipe"] = np.where(comp["model"] == "fused_scratch", "(from scratch)", recipe)

@@ -221,6 +221,11 @@ class FinetuneConfig(Section):
     # baselines on the same splits: tabular_lgbm, image_only, fused_scratch
     baselines: List[str] = Field(default_factory=lambda: ["tabular_lgbm", "image_only", "fused_scratch"])
     label_fractions: List[Fraction] = Field(default_factory=lambda: [1.0], min_length=1)  # each in (0, 1]: share of training patients with labels
+    # what a label fraction below 1 does to the validation patients (C grid, early stopping, threshold, model
+    # choice): "all" keeps every validation label, the protocol of MMCL and TIP (it flatters low fractions:
+    # at 10% a cohort may train on 17 rows and validate on 45 labelled patients); "fraction" keeps the same
+    # fraction of them too (at least one patient per class), as a cohort with that few labels would have
+    validation_labels: Literal["all", "fraction"] = "all"
     cv_folds: Optional[int] = Field(None, ge=3)  # None: holdout split; k >= 3: patient-grouped k-fold CV (one fold tests, the next validates, k-2 train)
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)

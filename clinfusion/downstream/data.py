@@ -195,16 +195,16 @@ def make_folds(cohort: Any, rows: np.ndarray, info: LabelInfo, split_cfg: SplitC
 
 
 def fraction_rows(cohort: Any, train: np.ndarray, info: LabelInfo, y: np.ndarray, fraction: float,
-                  seed: int) -> np.ndarray:
-    """``fraction`` of the training patients (drawn by patient, stratified); DataError if a
-    class is left without training rows."""
+                  seed: int, split: str = "training") -> np.ndarray:
+    """``fraction`` of the ``split`` patients (drawn by patient, stratified, at least one per class);
+    DataError if a class is left without rows."""
     if fraction < 1.0:
         from clinfusion.datasets.splits import label_fraction
 
         patients = np.asarray([str(p) for p in cohort.patients])
         strat = stratum(cohort, info)
         train = np.asarray(label_fraction(train, patients, strat, fraction, seed), dtype=np.int64)
-    what = f"finetune.label_fractions={fraction:g} ({len(train)} training rows)" if fraction < 1.0 \
-        else f"the training split ({len(train)} rows)"
+    what = f"finetune.label_fractions={fraction:g} ({len(train)} {split} rows)" if fraction < 1.0 \
+        else f"the {split} split ({len(train)} rows)"
     check_classes_present(y[train], info, what)
     return train

@@ -151,7 +151,8 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
               log: Callable[[str], None], run: Dict[str, Any]) -> FinetuneData:
     """Train and test every head and baseline at every label fraction on one fold.
 
-    Threshold and validation AUROC come from ``fold.val``; test predictions are stored for the
+    Threshold and validation AUROC come from ``fold.val`` (cut to ``fraction`` of its patients
+    too when ``finetune.validation_labels`` is ``fraction``); test predictions are stored for the
     pooled scoring. Every head at ``main_fraction`` is saved (fold 0) and also predicted with one
     modality removed, since any of them may be the model chosen on validation.
     """
@@ -161,14 +162,17 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
                                                                   for b in cfg.finetune.baselines]
     for fraction in cfg.finetune.label_fractions:
         train = fraction_rows(cohort, fold.train, info, data.y, fraction, cfg.seed + fold_i)
+        val = fold.val  # threshold, C, early stopping and the model choice all read these labels
+        if cfg.finetune.validation_labels == "fraction" and fraction < 1.0 and len(val):
+            val = fraction_rows(cohort, fold.val, info, data.y, fraction, cfg.seed + fold_i, split="validation")
         work = run_dir / "training" / f"{fold.name}_frac{fraction:g}"  # engine checkpoints + metrics.csv
-        ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train, "work_dir": work})
+        ctx = HeadContext(**{**ctx0.__dict__, "train_rows": train, "val_rows": val, "work_dir": work})
         for name, registry, kind in names:
             torch.manual_seed(cfg.seed)
             t0 = time.perf_counter()
             pred = registry.get(name)(ctx)
             pred.name = name
-            thr, val_auroc = pick_threshold(pred, data, fold.val, info, cfg.evaluation.threshold)
+            thr, val_auroc = pick_threshold(pred, data, val, info, cfg.evaluation.threshold)
             fold_metrics, probs = evaluate_rows(pred, data, fold.test, info, thr,
                                                 cfg.evaluation.model_copy(update={"bootstrap": 0}), full=False)
             key = (name, fraction)

@@ -104,5 +104,5 @@ def check_classes_present(y: np.ndarray, info: LabelInfo, what: str) -> None:
         present = set(np.unique(y[labelled(y, info.kind)]).astype(int).tolist())
         empty = [c for k, c in enumerate(info.classes) if k not in present]
     if empty:
-        raise DataError(f"{what} leaves class(es) {', '.join(map(repr, empty))} without training rows: "
+        raise DataError(f"{what} leaves class(es) {', '.join(map(repr, empty))} without rows: "
                         f"use a larger label fraction or more labelled patients")

@@ -111,6 +111,45 @@ def test_empty_class_label_fraction_is_a_clear_error(dn_cfg, synth, tmp_path):
         run_finetune(cfg, None, tmp_path / "frac", show=False)
 
 
+@pytest.mark.parametrize("mode", ["all", "fraction"])
+def test_validation_labels_fraction_cuts_the_validation_patients_too(dn_cfg, synth, tmp_path, monkeypatch, mode):
+    """finetune.validation_labels=fraction: the heads and the threshold see that fraction of the
+    validation patients (both classes kept); "all" keeps every one at every fraction."""
+    import numpy as np
+
+    import clinfusion.downstream.finetune as ft
+
+    seen = {}  # fraction -> (rows the head saw, rows the threshold saw)
+    real_ctx, real_pick = ft.HeadContext, ft.pick_threshold
+
+    def ctx_spy(*a, **kw):
+        ctx = real_ctx(*a, **kw)
+        if "work_dir" in kw:
+            seen[float(str(kw["work_dir"]).rsplit("frac", 1)[1])] = [np.asarray(ctx.val_rows)]
+        return ctx
+
+    def pick_spy(pred, data, val_rows, *a, **kw):
+        next(reversed(seen.values())).append(np.asarray(val_rows))
+        return real_pick(pred, data, val_rows, *a, **kw)
+
+    monkeypatch.setattr(ft, "HeadContext", ctx_spy)
+    monkeypatch.setattr(ft, "pick_threshold", pick_spy)
+    cfg = dn_cfg("finetune.label_fractions=[0.5, 1.0]", "finetune.heads=[linear]", "finetune.baselines=[]",
+                 f"finetune.validation_labels={mode}", "evaluation.bootstrap=0", "evaluation.subgroups=[]")
+    ft.run_finetune(cfg, None, tmp_path / mode, show=False)
+    head_half, thr_half = seen[0.5]
+    full = seen[1.0][0]
+    assert np.array_equal(head_half, thr_half) and np.array_equal(seen[1.0][1], full)
+    frame = pd.read_csv(synth.table)
+    patients = lambda rows: set(frame["patient"].to_numpy()[rows])  # noqa: E731
+    if mode == "all":
+        assert np.array_equal(head_half, full)
+    else:
+        kept, every = patients(head_half), patients(full)
+        assert kept < every and abs(len(kept) - len(every) / 2) <= 1
+        assert frame["label"].to_numpy()[head_half].min() == 0 and frame["label"].to_numpy()[head_half].max() == 1
+
+
 def test_incomplete_pretrained_dir_lists_missing(dn_cfg, tmp_path):
     from clinfusion.downstream.finetune import run_finetune
 
