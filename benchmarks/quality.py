@@ -33,7 +33,7 @@ from benchmarks import _cli
 from benchmarks._device import pick_device
 
 NAME = "quality"
-BUDGETS: Dict[str, Dict[str, Any]] = {  # "small" (default): the demo config's own epochs; 86 min with --jobs 2 on 2 cores
+BUDGETS: Dict[str, Dict[str, Any]] = {  # "small" (default): the demo config's own epochs; 34-86 min with --jobs 2 on 2 cores
     "tiny": dict(nih_patients=24, nih_pre_epochs=1, nih_ft_epochs=1, nih_folds=3, nih_fractions=[1.0],
                  syn_patients=40, syn_size={2: 16, 3: 8}, syn_pre_epochs=1, syn_ft_epochs=1, syn_fractions=[1.0],
                  seeds={2: [0], 3: [100]}, dims=[2, 3], extra=["pretrain.batch_size=16", "finetune.batch_size=16"]),
