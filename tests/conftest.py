@@ -1,11 +1,16 @@
 """Suite-wide settings: tiny, single-threaded, deterministic, offline."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("CLINFUSION_CACHE", __import__("tempfile").mkdtemp(prefix="cf_test_cache_"))  # omics/image stores
+if "CLINFUSION_CACHE" not in os.environ:  # omics/image stores: one folder per session, removed at exit
+    os.environ["CLINFUSION_CACHE"] = tempfile.mkdtemp(prefix="cf_test_cache_")
+    atexit.register(shutil.rmtree, os.environ["CLINFUSION_CACHE"], ignore_errors=True)
 
 import torch  # noqa: E402
 
