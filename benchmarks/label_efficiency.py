@@ -127,10 +127,10 @@ def section(b: Dict[str, Any], dims: int, df: pd.DataFrame, seconds: float) -> D
         part = df[df["setting"] == setting]
         chosen = chosen_on_validation(part[part["recipe"] != "(from scratch)"], RECIPES)
         picks = " ".join(chosen.groupby("seed", sort=False)["chosen"].first())
-        for r in table_rows(pd.concat([part, chosen], ignore_index=True)):
+        both = pd.concat([part, chosen], ignore_index=True)
+        for r in table_rows(both):
             rows.append({"setting": setting, **r, "pretraining rows": int(part["n_pretrain"].iloc[0]),
                          "chosen per seed": picks if r["recipe"] == CHOSEN else ""})
-        both = pd.concat([part, chosen], ignore_index=True)
         verdicts[setting] = {"declared": verdict(part, recipe=DECLARED, rank=False),
                              "chosen on validation": {**verdict(both, recipe=CHOSEN, rank=False), "picks": picks}}
         texts.append(f"{setting}: {verdicts[setting]['declared']['text']}; {verdicts[setting]['chosen on validation']['text']}"
