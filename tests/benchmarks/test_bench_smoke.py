@@ -197,3 +197,18 @@ def test_label_efficiency_tables_hold_no_label_and_no_test_patient(tmp_path):
         assert counts[setting] == len(pre)
     pool = pd.read_csv(tables["cohort + pool"])
     assert pool["patient"].nunique() == BUDGETS["tiny"]["patients"] - len(test) + BUDGETS["tiny"]["pool"]
+
+
+def test_longer_recipe_doubles_the_pretraining_epochs_and_keeps_its_losses():
+    """``clip+unimodal+fusion, 2x epochs`` trains the same terms as ``clip+unimodal+fusion`` for twice the
+    epochs the run sets (a budget's override, else the demo config's own)."""
+    import yaml
+
+    from benchmarks._quality_runs import NIH_PRETRAIN
+    from benchmarks._recipes import _losses
+
+    longer = _losses("clip+unimodal+fusion, 2x epochs", ["pretrain.epochs=3"])
+    assert longer[:-1] == _losses("clip+unimodal+fusion") and longer[-1] == "pretrain.epochs=6"
+    demo = yaml.safe_load(NIH_PRETRAIN.read_text())["pretrain"]["epochs"]
+    assert _losses("clip+unimodal+fusion, 2x epochs")[-1] == f"pretrain.epochs={2 * demo}"
+    assert not any(o.startswith("pretrain.epochs=") for o in _losses("clip+unimodal+fusion", ["pretrain.epochs=3"]))
