@@ -8,7 +8,7 @@ images without the outcome) than labelled ones, and MMCL / TIP pretrain on those
 the planted cohort generator draws ``patients + pool`` patients (1 image each); the first
 ``patients`` are the labelled cohort, split by patient into train / val / test (label-stratified,
 :func:`clinfusion.datasets.splits.make_splits`: 15% val, 30% test), the other ``pool`` patients
-are unlabelled. Two pretraining settings, each with three recipes of :mod:`benchmarks._recipes` (the
+are unlabelled. Two pretraining settings, each with four recipes of :mod:`benchmarks._recipes` (the
 demo config with only ``pretrain.losses`` changed): ``clip+unimodal`` (the demo config's own losses,
 CLIP + SimCLR + SCARF + masked features: the recipe declared for the verdict before any pooled run
 was judged), ``clip+unimodal+fusion`` (+ ITM + masked_fused), ``mae+clip`` (ViT) and
