@@ -54,24 +54,19 @@ VIT = ["model.image_encoder.name=vit_tiny", "model.image_encoder.width=32", "mod
 LONGER: Dict[str, tuple] = {"clip+unimodal+fusion, 2x epochs": ("clip+unimodal+fusion", 2)}
 
 
-def _demo_pretrain_epochs() -> int:
-    import yaml
-
-    from benchmarks._quality_runs import NIH_PRETRAIN
-
-    return int(yaml.safe_load(NIH_PRETRAIN.read_text())["pretrain"]["epochs"])
-
-
 def _losses(recipe: str, pre: Sequence[str] = ()) -> List[str]:
     """``pretrain.losses.*`` overrides of ``recipe`` (every other term off), the ViT for MAE and, for a
-    ``LONGER`` recipe, ``pretrain.epochs`` = its factor x the epochs ``pre`` sets (else the demo's)."""
+    ``LONGER`` recipe, ``pretrain.epochs`` = its factor x the epochs the demo config has under ``pre``."""
+    from benchmarks._quality_runs import NIH_PRETRAIN
+    from clinfusion.config.loader import load_config
+
     base, factor = LONGER.get(recipe, (recipe, 1))
     w = {"clip": 0.0, "simclr": 0.0, "byol": 0.0, "scarf": 0.0, "masked_features": 0.0, "itm": 0.0,
          "masked_fused": 0.0, "mae": 0.0, **RECIPES[base]}
     out = [f"pretrain.losses.{k}={v:g}" for k, v in w.items()] + (VIT if base.startswith("mae") else [])
     if factor != 1:
-        set_in_pre = [int(o.split("=", 1)[1]) for o in pre if o.startswith("pretrain.epochs=")]
-        out.append(f"pretrain.epochs={factor * (set_in_pre[-1] if set_in_pre else _demo_pretrain_epochs())}")
+        epochs = load_config(NIH_PRETRAIN, [o for o in pre if o.startswith("pretrain.epochs=")]).pretrain.epochs
+        out.append(f"pretrain.epochs={factor * epochs}")
     return out
 
 
@@ -90,7 +85,7 @@ def run_cell(common: Sequence[str], pre: Sequence[str], ft: Sequence[str], work:
     for i, recipe in enumerate(recipes):
         base = ["fused_scratch"] if i == 0 else []  # the from-scratch reference once per cell
         extra = [f"finetune.baselines=[{','.join(base)}]"]
-        vit = VIT if recipe.startswith("mae") else []
+        vit = VIT if LONGER.get(recipe, (recipe,))[0].startswith("mae") else []  # as in _losses
         folder = re.sub(r"[^a-z0-9]+", "_", recipe)
         ft_overrides = list(common) + list(ft) + extra + vit
         t0 = time.perf_counter()
