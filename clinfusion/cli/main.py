@@ -34,6 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+    """Parse, taking ``key.path=value`` overrides anywhere on the line (also after ``--out DIR``).
+
+    argparse stops filling ``overrides`` at the first option; the rest come back as unknown
+    arguments and join ``args.overrides`` in order. Anything else unknown is the usual usage error.
+    """
+    args, rest = parser.parse_known_args(argv)
+    extra = [a for a in rest if "=" in a and not a.startswith("-")]
+    unknown = [a for a in rest if a not in extra]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    return args
+
+
 def quiet_libraries() -> None:
     """Silence start-up chatter that is not about the user's data (GPU codec probes)."""
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
@@ -42,7 +58,7 @@ def quiet_libraries() -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     quiet_libraries()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     cmd = COMMANDS.get(args.command)
     try:
         return int(cmd.run(args) or 0)

@@ -148,7 +148,8 @@ def validate_config(data: Dict[str, Any], source: str = "config") -> RunConfig:
     except ValidationError as exc:
         errors = exc.errors()
         first = _format_error(errors[0])
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        others = [".".join(str(x) for x in e.get("loc", ())) or "(top level)" for e in errors[1:]]
+        more = f" (also: {', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" if others else ""
         raise ConfigError(f"{source}: {first}{more}") from None
     try:
         check_registered_names(cfg)

@@ -22,9 +22,21 @@ from __future__ import annotations
 
 from typing import Annotated, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat, PositiveInt
 
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]  # a share in (0, 1]
+
+
+def _label_text(value):
+    """A label value as the label column's text (``1``, ``1.0`` -> ``"1"``; YAML ``yes`` stays ``"yes"``)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+LabelValue = Annotated[Optional[str], BeforeValidator(_label_text)]
 
 
 class Section(BaseModel):
@@ -49,6 +61,9 @@ class CohortConfig(Section):
     patient_column: Optional[str] = None  # patient key for grouped splits; None = one patient per row
     image_column: Optional[str] = None  # image path relative to the table's folder; empty cell = no image
     label_column: Union[None, str, List[str]] = None  # one column, or a list for multi-label
+    # binary label: the value counted as positive (AUROC, sensitivity, prob_<value> in predictions); None = the
+    # second of the two sorted values (1 of 0/1, True of False, yes of no; but normal of abnormal: set it there)
+    positive_label: LabelValue = None
     features: Union[Literal["auto"], List[str]] = "auto"  # auto = all columns not used above/excluded
     categorical: Optional[List[str]] = None  # categorical features; None = inferred from dtype
     exclude: List[str] = Field(default_factory=list)  # never used as features (e.g. text labels)

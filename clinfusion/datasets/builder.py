@@ -68,12 +68,20 @@ def screen_images(cohort: Any, image_cfg: ImageConfig, rows: Optional[Sequence[i
     return bad
 
 
-def bad_image_error(bad: Sequence[Mapping[str, Any]]) -> DataError:
-    """The one-line error of ``cohort.on_bad_image=error``: first bad path and how many more."""
+def bad_image_error(bad: Sequence[Mapping[str, Any]], with_image: int = 0) -> DataError:
+    """The one-line error of ``cohort.on_bad_image=error``: first bad path and how many more.
+
+    ``with_image``: rows that name an image; when every one is bad, skipping would drop them all,
+    so the line says the images and the config disagree instead of offering ``on_bad_image=skip``.
+    """
     first = bad[0]
+    where = f"row {first['row']} (id {first['id']!r}): {first['reason']}"
+    if len(bad) > 1 and len(bad) >= with_image:
+        return DataError(f"none of the {len(bad)} images can be used, the first: {where}: fix the image column, the "
+                         f"image: settings or the files (cohort.on_bad_image=skip would drop every row)")
     more = f" and {len(bad) - 1} more image(s) are missing or unreadable" if len(bad) > 1 else ""
-    return DataError(f"row {first['row']} (id {first['id']!r}): {first['reason']}{more}: fix the file(s) "
-                     f"or set cohort.on_bad_image=skip to drop such rows (listed in {SKIPPED_FILE})")
+    return DataError(f"{where}{more}: fix the file(s) or set cohort.on_bad_image=skip to drop such rows "
+                     f"(listed in {SKIPPED_FILE})")
 
 
 def apply_bad_image_policy(cohort: Any, image_cfg: ImageConfig, policy: str, show: bool = True) -> Any:
@@ -85,7 +93,7 @@ def apply_bad_image_policy(cohort: Any, image_cfg: ImageConfig, policy: str, sho
     if not bad:
         return cohort
     if policy != "skip":
-        raise bad_image_error(bad)
+        raise bad_image_error(bad, sum(p is not None for p in cohort.image_paths))
     dropped = {b["row"] for b in bad}
     kept = [r for r in range(len(cohort.ids)) if r not in dropped]
     if not kept:

@@ -129,10 +129,14 @@ def _feature_columns(frame: pd.DataFrame, cfg: CohortConfig) -> List[str]:
     return [c for c in source if c not in used]
 
 
-def _split_types(frame: pd.DataFrame, features: List[str], cfg: CohortConfig, table: str):
-    """(numeric, categorical) feature lists; text in an explicit numeric feature is an error."""
+def _split_types(frame: pd.DataFrame, features: List[str], cfg: CohortConfig, table: str, ids: List[str]):
+    """(numeric, categorical) feature lists.
+
+    A column not listed in ``cohort.categorical`` whose values are mostly numbers but hold some
+    text (``<18``, ``5 mg``) is an error naming the first such row: read as categories, its
+    numbers would silently become unordered levels (and predict would reject the same text).
+    """
     declared = set(cfg.categorical or [])
-    explicit = cfg.features != "auto"
     numeric, categorical = [], []
     for c in features:
         col = frame[c]
@@ -145,10 +149,11 @@ def _split_types(frame: pd.DataFrame, features: List[str], cfg: CohortConfig, ta
             present = col.notna() & (col.astype(str).str.strip() != "")
             text = (present & parsed.isna()).to_numpy()
             mostly_numeric = parsed.notna().sum() > 0.5 * max(int(present.sum()), 1)
-            if explicit and mostly_numeric:
+            if mostly_numeric:
                 row = int(np.argmax(text))
-                raise DataError(f"{table}: numeric feature {c!r} has text {col.iloc[row]!r} in row {row}: "
-                                f"fix the value (leave missing cells empty) or list {c!r} in cohort.categorical")
+                raise DataError(f"{table}: feature {c!r} holds numbers but row {row} (id {ids[row]!r}) has text "
+                                f"{col.iloc[row]!r} ({int(text.sum())} such row(s)): fix the value(s) (leave missing "
+                                f"cells empty) or list {c!r} in cohort.categorical")
             categorical.append(c)
     return numeric, categorical
 
@@ -191,14 +196,17 @@ def load_cohort(cfg: CohortConfig, table: str | None = None, require_labels: boo
     ids = _text_keys(frame, cfg.id_column, "id", path)
     _check_unique_ids(ids, cfg.id_column, path)
     patients = _text_keys(frame, cfg.patient_column, "patient", path) if cfg.patient_column else list(ids)
-    numeric, categorical = _split_types(frame, _feature_columns(frame, cfg), cfg, path)
+    numeric, categorical = _split_types(frame, _feature_columns(frame, cfg), cfg, path, ids)
     frame = _numeric_frame(frame, numeric)
     labels, matrix, index = None, np.full((len(frame), 0), np.nan), np.full(len(frame), -1, np.int64)
     cols = label_columns(cfg)
     if isinstance(cfg.label_column, list):
+        if cfg.positive_label is not None:
+            raise ConfigError("cohort.positive_label applies to one binary label column, not to a multi-label list: "
+                              "remove it (each multi-label column's positive is 1)")
         labels, matrix, index = multi_label(frame, cols, path, require_labels)
     elif cols:
-        labels, matrix, index = single_label(frame, cols[0], path, require_labels)
+        labels, matrix, index = single_label(frame, cols[0], path, require_labels, cfg.positive_label)
     if require_labels and labels is not None and np.all(np.isnan(matrix).all(axis=1)):
         raise DataError(f"{path}: the cohort is empty: no row has a label in {', '.join(cols)}")
     cohort = Cohort(frame=frame, root=root, ids=ids, patients=patients,

@@ -106,7 +106,7 @@ def _volumes_first(img: torch.Tensor, path: Path) -> torch.Tensor:
 @VOLUMES_4D.register("reject")
 def _volumes_reject(img: torch.Tensor, path: Path) -> torch.Tensor:
     raise DataError(f"image {str(path)!r} is a 4D NIfTI with {img.shape[0]} volumes and image.volumes_4d=reject: "
-                    f"set image.volumes_4d=mean or first, or drop the row (cohort.on_bad_image=skip)")
+                    f"set image.volumes_4d=mean or first")
 
 
 def _is_nifti(path: Path) -> bool:
@@ -174,7 +174,7 @@ class ImageReader:
         except Exception as exc:  # any decoder failure is the file's problem, reported in one line
             raise DataError(
                 f"image {str(p)!r} cannot be decoded ({type(exc).__name__}: {_one_line(exc)}): "
-                "re-export it as PNG/JPEG/NIfTI/DICOM/.npy or set cohort.on_bad_image=skip"
+                "re-export it as PNG/JPEG/NIfTI/DICOM/.npy"
             ) from None
         if _is_nifti(p) and img.shape[0] > 1:
             img = VOLUMES_4D.create(self.volumes_4d, img, p)

@@ -1,7 +1,7 @@
 """Label columns -> :class:`LabelSpec`, ``label_matrix [N, K]`` and ``label_index [N]``.
 
 * one column with two values -> ``binary`` (``label_matrix [N, 1]`` = 0/1, positive =
-  ``classes[-1]``);
+  ``classes[-1]``: ``cohort.positive_label``, else the second of the two sorted values);
 * one column with more values -> ``multiclass`` (``label_matrix [N, K]`` one-hot);
 * a list of 0/1 columns -> ``multilabel`` (``label_matrix [N, K]``, ``label_index`` = -1).
 
@@ -57,18 +57,50 @@ def _sorted_classes(values: pd.Series) -> List[str]:
         return sorted(uniq)
 
 
-def single_label(frame: pd.DataFrame, column: str, table: str,
-                 require: bool) -> Tuple[Optional[LabelSpec], np.ndarray, np.ndarray]:
-    """Spec, ``label_matrix [N, K]`` float and ``label_index [N]`` int64 for one column."""
+# the words YAML 1.1 reads as booleans: a `positive_label: yes` arrives as "True"
+YAML_BOOLS = {"True": ("true", "yes", "y", "on"), "False": ("false", "no", "n", "off")}
+
+
+def _same_but_case(classes: List[str]) -> Optional[Tuple[str, str]]:
+    """Two values that differ only in letter case (``No`` / ``no``), or None."""
+    seen = {}
+    for c in classes:
+        if c.casefold() in seen:
+            return seen[c.casefold()], c
+        seen[c.casefold()] = c
+    return None
+
+
+def single_label(frame: pd.DataFrame, column: str, table: str, require: bool,
+                 positive: Optional[str] = None) -> Tuple[Optional[LabelSpec], np.ndarray, np.ndarray]:
+    """Spec, ``label_matrix [N, K]`` float and ``label_index [N]`` int64 for one column.
+
+    ``positive`` (``cohort.positive_label``): a binary label's positive value, put last in ``classes``.
+    Raises DataError for values differing only in case, or a ``positive`` that is not one of two values.
+    """
     text = value_strings(frame[column])
     classes = _sorted_classes(text)
     n = len(frame)
+    twin = _same_but_case([str(c) for c in classes])
+    if twin:
+        raise DataError(f"{table}: label column {column!r} has values that differ only in letter case, "
+                        f"{twin[0]!r} and {twin[1]!r}: they would be separate classes; write them one way in the table")
     if len(classes) < 2:
         if require:
             seen = f"only {classes[0]!r}" if classes else "no values"
             raise DataError(f"{table}: label column {column!r} has one class only ({seen}): "
                             f"a classifier needs at least two classes; check the column or the rows kept")
         return None, np.full((n, 0), np.nan), np.full(n, -1, np.int64)
+    if positive is not None:
+        if positive not in classes and positive in YAML_BOOLS:  # `positive_label: yes` reads as True in YAML
+            hits = [c for c in classes if str(c).lower() in YAML_BOOLS[positive]]
+            positive = hits[0] if len(hits) == 1 else positive
+        if positive not in classes or len(classes) != 2:
+            values = ", ".join(repr(str(c)) for c in classes[:10])
+            why = "is not one of its values" if positive not in classes else f"needs a binary label, it has {len(classes)} values"
+            raise DataError(f"{table}: cohort.positive_label={positive!r} {why} (label column {column!r}: {values}): "
+                            f"set it to one of the two values, or remove it")
+        classes = [c for c in classes if c != positive] + [positive]
     lookup = {c: i for i, c in enumerate(classes)}
     index = text.map(lambda v: lookup.get(v, -1) if isinstance(v, str) else -1).to_numpy(np.int64)
     task = "binary" if len(classes) == 2 else "multiclass"

@@ -273,3 +273,12 @@ def held_out_ids(run_dir: str | os.PathLike) -> Tuple[List[str], str]:
         if ids:
             return ids, what
     raise DataError(f"{Path(run_dir) / 'splits.csv'}: no test rows: evaluate on an external table with --cohort")
+
+
+def seen_in_training(run_dir: str | os.PathLike) -> Tuple[set, set]:
+    """Ids and patients a fine-tuned run trained or validated on: its ``splits.csv`` rows outside the
+    held-out split of :func:`held_out_ids` (what an external evaluation must not contain)."""
+    frame = load_splits(Path(run_dir) / "splits.csv")
+    held = set(held_out_ids(run_dir)[0])
+    seen = frame[~frame["id"].isin(held)]
+    return set(seen["id"]), set(seen["patient"])

@@ -54,8 +54,11 @@ class ValidationReport:
         bad = len(self.images_missing) + len(self.images_unreadable)
         lines.append(f"images: {self.images_found} readable, {len(self.images_missing)} missing, "
                      f"{len(self.images_unreadable)} unreadable, {self.rows_without_image} rows without image")
-        lines += [f"  missing: {p}" for p in self.images_missing]
-        lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable]
+        lines += [f"  missing: {p}" for p in self.images_missing[:SHOWN]]
+        lines += [f"  unreadable: {p} ({why})" for p, why in self.images_unreadable[:SHOWN]]
+        if max(len(self.images_missing), len(self.images_unreadable)) > SHOWN:
+            lines.append(f"  (first {SHOWN} of each listed; every one is in skipped_images.csv of a run with "
+                         f"cohort.on_bad_image=skip)")
         for c, n in self.channel_conversions.items():
             lines.append(f"  channels: {n} image(s) with {c} channel(s) become image.channels={self.channels} "
                          f"({_channels_says(c, self.channels)})")
@@ -76,6 +79,9 @@ class ValidationReport:
             counts = ", ".join(f"{k}: {v}" for k, v in self.label_counts.items())
             lines.append(f"label ({self.label_task}): {counts}; unlabelled rows: {self.unlabelled}"
                          + (f" (of {total} labelled)" if self.label_task != "multilabel" else ""))
+            if self.label_task == "binary":
+                lines.append(f"  positive class: {list(self.label_counts)[-1]!r} (AUROC, sensitivity and prob_ "
+                             f"columns refer to it; cohort.positive_label chooses it)")
         else:
             lines.append("label: none configured")
         if self.split_sizes:
@@ -90,6 +96,9 @@ class ValidationReport:
                      ("status: FAILED" if self.fatal else "status: OK (rows with bad images will be skipped)"))
         lines += [f"  fatal: {f}" for f in self.fatal]
         return "\n".join(lines)
+
+
+SHOWN = 10  # missing / unreadable images listed one per line in the report
 
 
 def _channels_says(c: int, channels: int) -> str:
@@ -136,7 +145,7 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     report.bad_image_rows = len(bad)
     report.on_bad_image = cfg.cohort.on_bad_image
     if bad and cfg.cohort.on_bad_image == "error":
-        report.fatal.append(str(bad_image_error(bad)))
+        report.fatal.append(str(bad_image_error(bad, sum(p is not None for p in paths))))
 
 
 def _labels(report: ValidationReport, cohort) -> None:

@@ -58,6 +58,11 @@ def load_base(cfg: RunConfig, pretrained: Optional[str]) -> Base:
     from clinfusion.models.io import load_pretrained
 
     p_cfg, pre, model = load_pretrained(pretrained)
+    a, b = cfg.image.spatial_dims, p_cfg.image.spatial_dims
+    if a != b:  # its weights read only its own image dimensionality: say so before any image is loaded
+        raise ConfigError(f"image.spatial_dims: this config has {a}, but the pretrained run {str(pretrained)!r} was "
+                          f"trained on {b}D images and its weights read only {b}D: pretrain on this cohort's {a}D "
+                          f"images first, or set image.spatial_dims={b} if this cohort's images are {b}D")
     eff = cfg.model_copy(deep=True)
     eff.model = p_cfg.model.model_copy(deep=True)
     eff.image = p_cfg.image.model_copy(update={"cache": cfg.image.cache, "cache_dir": cfg.image.cache_dir})

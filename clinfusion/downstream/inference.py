@@ -253,7 +253,25 @@ def prepare_external(run: FinetunedRun, table: Optional[str], labelled: bool) ->
     if labelled:
         data.y = _targets(cohort, run.label, str(table))
     unseen = {str(k): int(v) for k, v in (getattr(run.preprocessor, "unseen_counts", None) or {}).items()}
+    for col, n in unseen.items():
+        print(f"warning: {table}: column {col!r}: {n} row(s) hold a category the run never saw in training; they "
+              f"are read as unknown (the missing-value category)", flush=True)
     return External(cohort, data, unseen, str(table))
+
+
+def training_overlap(run_dir: str | Path, cohort: Any, ids: Sequence[str]) -> int:
+    """How many of ``ids`` (rows of ``cohort``) share an id or a patient with the run's training or
+    validation rows; a line warns when any do (their scores would flatter the model)."""
+    from clinfusion.datasets.splits import seen_in_training
+
+    seen_ids, seen_patients = seen_in_training(run_dir)
+    patient = dict(zip(map(str, cohort.ids), map(str, cohort.patients)))
+    hits = [i for i in map(str, ids) if i in seen_ids or patient.get(i) in seen_patients]
+    if hits:
+        print(f"warning: {cohort.table}: {len(hits)} of {len(ids)} scored row(s) share an id or patient with the "
+              f"run's training/validation rows (first {hits[0]!r}): their metrics are optimistic; evaluate on "
+              f"patients the run never saw (metrics.json: rows_seen_in_training)", flush=True)
+    return len(hits)
 
 
 def _targets(cohort: Any, info: LabelInfo, table: str) -> np.ndarray:
@@ -294,7 +312,7 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
     if len(rows) == 0:
         raise DataError(f"{ext.table}: no labelled rows in {', '.join(map(repr, info.columns))}: "
                         f"use predict for unlabelled data")
-    out = Path(prepare_run_dir(out_dir, overwrite))
+    out = Path(prepare_run_dir(out_dir, overwrite, resumable=False))  # evaluate has no --resume
     from clinfusion.datasets.builder import write_skipped
 
     write_skipped(ext.cohort, out)
@@ -305,6 +323,8 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
         metrics, probs = evaluate_rows(RunPredictor(run), data, rows, info, run.threshold, cfg, run.cfg.seed)
     for col, n in ext.unseen.items():
         metrics[f"unseen_categories/{col}"] = float(n)
+    if table is not None:
+        metrics["rows_seen_in_training"] = float(training_overlap(run_dir, ext.cohort, [str(data.ids[r]) for r in rows]))
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
     preds = predictions_frame(data, rows, probs, info)
     preds.to_csv(out / "predictions.csv", index=False)

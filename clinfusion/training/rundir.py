@@ -18,7 +18,7 @@ RUN_FILES = (MARKER,)  # only a folder holding the marker is a clinfusion output
 # own folder that merely has a config.yaml is never deleted by --overwrite
 
 
-def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
+def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False, resumable: bool = True) -> Path:
     """Create ``path`` (parents too) for a new run and return it.
 
     * absent or empty folder: created / used;
@@ -26,7 +26,7 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
       its checkpoint), ``overwrite=True`` deletes it first (only when it is a clinfusion run
       directory, i.e. holds the ``.clinfusion-run`` marker this function writes, so a
       mistyped ``--out`` never wipes other files);
-      neither: :class:`RunDirError`.
+      neither: :class:`RunDirError` (naming ``--resume`` only when the command is ``resumable``).
 
     Raises:
         RunDirError: exists without ``--overwrite``/``--resume``; both flags given; the path
@@ -41,7 +41,8 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
         if resume:
             return p
         if not overwrite:
-            raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it or --resume to continue")
+            how = " or --resume to continue" if resumable else " or choose another --out"
+            raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it{how}")
         if not any((p / f).is_file() for f in RUN_FILES):
             raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {' or '.join(RUN_FILES)}): "
                               f"refusing to delete it with --overwrite; choose another output folder")

@@ -77,3 +77,31 @@ def test_pretrain_refuses_existing_run_dir(tmp_path, cohort, capsys):
 def test_evaluate_on_missing_run_dir(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_overrides_are_taken_after_options_too(tmp_path, cohort, capsys):
+    """The README's `pretrain CFG --out DIR key=value` order works; a stray word is still a usage error."""
+    cfg = write_config(tmp_path, cohort)
+    out_dir = tmp_path / "never"
+    assert main(["pretrain", str(cfg), "pretrain.lr=0.002", "--out", str(out_dir), "pretrain.epochs=3",
+                 "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs: 3" in out and "lr: 0.002" in out and not out_dir.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain", str(cfg), "--out", str(out_dir), "--bogus", "stray"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus stray" in capsys.readouterr().err
+
+
+def test_config_errors_name_every_bad_key(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort, "pretrain:\n  epochs: -1\n  lr: fast\n")
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pretrain.epochs" in err[0] and "(also: pretrain.lr)" in err[0]
+
+
+def test_validate_names_the_positive_class(tmp_path, cohort, capsys):
+    cfg = write_config(tmp_path, cohort)
+    assert main(["validate", str(cfg)]) == 0
+    assert "positive class: '1'" in capsys.readouterr().out
+    assert main(["validate", str(cfg), "cohort.positive_label=0"]) == 0
+    assert "positive class: '0'" in capsys.readouterr().out

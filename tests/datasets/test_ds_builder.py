@@ -82,3 +82,12 @@ def test_channels_validate_says_conversions_and_unconvertible_is_a_bad_image(tmp
     with pytest.raises(DataError, match=r"two.npy' has 2 channels, which cannot become image.channels=3"):
         load_run_cohort(cohort_cfg, three)  # stopped before training, not mid-epoch in the loader
     assert load_run_cohort(cohort_cfg.model_copy(update={"on_bad_image": "skip"}), three, show=False).ids == ["a", "b", "c"]
+
+
+def test_every_image_bad_says_the_config_and_images_disagree(tiny_cfg, tiny_table):
+    """2D PNGs read as 3D: skipping would drop every row, so the line does not offer on_bad_image=skip."""
+    with pytest.raises(DataError) as e:
+        load_run_cohort(tiny_cfg, ImageConfig(spatial_dims=3, size=[16, 16, 16]))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("none of the 12 images can be used, the first: row 0 (id 's00')")
+    assert "would drop every row" in msg and "set cohort.on_bad_image=skip to" not in msg

@@ -74,15 +74,20 @@ def test_missing_table_and_empty_path(tmp_path):
         load_cohort(CohortConfig())
 
 
-def test_text_in_explicit_numeric_feature_names_column_row_value(tmp_path, frame12):
+def test_text_in_a_numeric_feature_names_column_row_id_value(tmp_path, frame12):
     frame12["bmi"] = ["21.5"] * 12
     frame12.loc[7, "bmi"] = "n/a?"
+    frame12.loc[9, "bmi"] = "<18"
     p = _write(tmp_path, frame12)
-    cfg = CohortConfig(table=str(p), features=["age", "bmi"], label_column="label")
-    with pytest.raises(DataError, match=r"numeric feature 'bmi' has text 'n/a\?' in row 7"):
-        load_cohort(cfg)
-    auto = load_cohort(CohortConfig(table=str(p), label_column="label", exclude=["sid", "image", "findings"]))
-    assert "bmi" in auto.categorical  # inferred from dtype: fine
+    want = r"feature 'bmi' holds numbers but row 7 \(id 's07'\) has text 'n/a\?' \(2 such row\(s\)\).*cohort.categorical"
+    for features in (["age", "bmi"], "auto"):  # listed or inferred: numbers with stray text never become categories
+        cfg = CohortConfig(table=str(p), id_column="sid", features=features, label_column="label",
+                           exclude=["image", "findings"])
+        with pytest.raises(DataError, match=want):
+            load_cohort(cfg)
+    declared = load_cohort(CohortConfig(table=str(p), id_column="sid", label_column="label", categorical=["bmi"],
+                                        exclude=["image", "findings"]))
+    assert "bmi" in declared.categorical  # the user's say wins
 
 
 def test_duplicate_ids_name_id_and_rows(tmp_path, frame12):
@@ -186,3 +191,42 @@ def test_gene_set_file_errors(tiny_table, tmp_path):
     cfg.omics.gene_sets = str(tmp_path / "sets.xml")
     with pytest.raises(DataError, match=r"gene-set file .*sets\.xml' not found"):
         load_cohort(cfg)
+
+
+def test_positive_label_chooses_the_positive_class_and_bad_values_say_so(tmp_path, frame12):
+    frame12["dx"] = np.where(frame12["label"] == 1, "abnormal", "normal")
+    p = _write(tmp_path, frame12)
+    base = dict(table=str(p), label_column="dx", exclude=["label", "findings", "image"])
+    plain = load_cohort(CohortConfig(**base))
+    assert plain.labels.classes == ["abnormal", "normal"]  # sorted: 'normal' would be the positive class
+    chosen = load_cohort(CohortConfig(**base, positive_label="abnormal"))
+    assert chosen.labels.classes == ["normal", "abnormal"]
+    np.testing.assert_array_equal(chosen.label_matrix[:, 0], frame12["label"].to_numpy(float))  # abnormal = 1
+    numeric = load_cohort(CohortConfig(table=str(p), label_column="label", exclude=["dx", "findings", "image"],
+                                       positive_label=0))  # a YAML number: matched as the column's text
+    assert numeric.labels.classes == ["1", "0"] and numeric.label_matrix[2, 0] == 1.0
+    with pytest.raises(DataError, match=r"cohort.positive_label='Abnormal' is not one of its values \(label column 'dx': "
+                                        r"'abnormal', 'normal'\)"):
+        load_cohort(CohortConfig(**base, positive_label="Abnormal"))
+    frame12.loc[0, "dx"] = "borderline"
+    with pytest.raises(DataError, match="needs a binary label, it has 3 values"):
+        load_cohort(CohortConfig(table=str(_write(tmp_path, frame12)), label_column="dx", positive_label="normal",
+                                 exclude=["label", "findings", "image"]))
+    with pytest.raises(ConfigError, match="positive_label applies to one binary label column"):
+        load_cohort(CohortConfig(table=str(p), label_column=["label"], positive_label="1", exclude=["dx"]))
+
+
+def test_label_values_differing_only_in_case_are_an_error(tmp_path, frame12):
+    frame12["dx"] = np.where(frame12["label"] == 1, "Yes", "no")
+    frame12.loc[3, "dx"] = "No "  # case and a trailing space: still the same answer
+    p = _write(tmp_path, frame12)
+    with pytest.raises(DataError, match=r"label column 'dx' has values that differ only in letter case, 'No' and 'no'"):
+        load_cohort(CohortConfig(table=str(p), label_column="dx", exclude=["label", "findings", "image"]))
+    frame12.loc[3, "dx"] = "no"
+    p = _write(tmp_path, frame12)
+    from clinfusion.config import load_config
+
+    cfg = load_config(None, [f"cohort.table={p}", "cohort.label_column=dx", "cohort.exclude=[label,findings,image]",
+                             "cohort.positive_label=yes"])  # YAML reads `yes` as True: still the column's 'Yes'
+    assert cfg.cohort.positive_label == "True"
+    assert load_cohort(cfg.cohort).labels.classes == ["no", "Yes"]  # sorted alone: ['Yes', 'no']

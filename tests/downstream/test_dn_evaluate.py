@@ -96,3 +96,39 @@ def test_evaluate_without_cohort_scores_the_test_split_only(finetuned, tmp_path,
     # the same rows and model as the fine-tuning run's own test predictions
     ft = pd.read_csv(finetuned[0] / "predictions.csv", dtype={"id": str}).set_index("id")
     assert np.allclose(preds.set_index("id").loc[ft.index, "prob_1"], ft["prob_1"], atol=1e-5)
+
+
+def test_external_evaluation_warns_about_rows_the_run_trained_on(finetuned, synth, tmp_path, capsys):
+    """A --cohort holding training/validation patients is scored but flagged; held-out patients only: no flag."""
+    from clinfusion.downstream.inference import run_evaluate
+
+    run_dir, _ = finetuned
+    splits = pd.read_csv(run_dir / "splits.csv", dtype=str)
+    seen = set(splits.loc[splits["split"] != "test", "patient"])
+    frame = pd.read_csv(synth.table, dtype={"patient": str})
+    n_seen = int(frame["patient"].isin(seen).sum())
+    assert 0 < n_seen < len(frame)
+    capsys.readouterr()
+    out = run_evaluate(run_dir, _copy_table(synth, tmp_path, lambda f: f), tmp_path / "all")
+    assert json.loads((out / "metrics.json").read_text())["rows_seen_in_training"] == n_seen
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "training/validation rows" in ln]
+    assert len(lines) == 1 and f"{n_seen} of {len(frame)} scored row(s)" in lines[0]
+
+    held = _copy_table(synth, tmp_path, lambda f: f[~f["patient"].astype(str).isin(seen)])
+    out = run_evaluate(run_dir, held, tmp_path / "held")
+    assert json.loads((out / "metrics.json").read_text())["rows_seen_in_training"] == 0
+    assert "training/validation rows" not in capsys.readouterr().out
+
+
+def test_unseen_categories_get_a_warning_line_in_predict(finetuned, synth, tmp_path, capsys):
+    from clinfusion.downstream.inference import run_predict
+
+    def edit(f):
+        f.loc[:2, "site"] = "a_new_hospital"
+        return f
+
+    run_dir, _ = finetuned
+    capsys.readouterr()
+    run_predict(run_dir, _copy_table(synth, tmp_path, edit), tmp_path / "p.csv")
+    out = capsys.readouterr().out
+    assert "warning:" in out and "column 'site': 3 row(s) hold a category the run never saw" in out

@@ -3,7 +3,10 @@
 import json
 
 import pandas as pd
+import pytest
 import torch
+
+from clinfusion.errors import ConfigError
 
 
 def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
@@ -37,3 +40,8 @@ def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
     assert meta["primary"] == chosen and load_finetuned(run_dir).head == chosen
     assert list(comp["model"]) == [chosen] + [m for m in ["linear", "lightgbm", "tabular_lgbm"] if m != chosen]
     assert list(comp["selected"]) == [True, False, False]
+    # a 3D config on this 2D pretrained run: one line before any image is read, and no run folder
+    with pytest.raises(ConfigError, match=r"image.spatial_dims: this config has 3, but the pretrained run .* was "
+                                          r"trained on 2D images .* pretrain on this cohort's 3D images first"):
+        run_finetune(dn_cfg("image.spatial_dims=3", "image.size=[16,16,16]"), str(pre_dir), tmp_path / "ft3", show=False)
+    assert not (tmp_path / "ft3").exists()

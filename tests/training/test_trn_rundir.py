@@ -21,6 +21,9 @@ def test_existing_run_needs_a_flag(tmp_path):
         prepare_run_dir(run, overwrite=False)
     assert str(err.value) == (f"run directory {str(run)!r} exists: pass --overwrite to replace it or --resume to continue")
     assert (run / "config.yaml").is_file()  # untouched
+    with pytest.raises(RunDirError) as err:  # a command without --resume (evaluate) does not offer it
+        prepare_run_dir(run, overwrite=False, resumable=False)
+    assert "--resume" not in str(err.value) and "pass --overwrite to replace it or choose another --out" in str(err.value)
     assert prepare_run_dir(run, overwrite=False, resume=True) == run and (run / "config.yaml").is_file()
     assert prepare_run_dir(run, overwrite=True) == run and [f.name for f in run.iterdir()] == [".clinfusion-run"]
 
