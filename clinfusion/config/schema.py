@@ -138,7 +138,9 @@ class TabularEncoderConfig(Section):
     num_heads: int = Field(4, ge=1)  # attention heads
     intermediate_size: int = Field(128, ge=1)  # feed-forward width
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # transformer dropout
-    omics_grouping: Literal["chunk", "gene_sets"] = "chunk"  # how omics columns become tokens
+    # how omics columns become tokens: one per gene set of cohort.omics.gene_sets, or per chunk of columns;
+    # auto = gene sets when the cohort has a gene-set file, else chunks
+    omics_grouping: Literal["auto", "chunk", "gene_sets"] = "auto"
     omics_chunk_size: int = Field(256, ge=1)  # columns per omics token when grouping by chunk
 
 

@@ -81,6 +81,21 @@ def read_gene_sets(path: str) -> Dict[str, List[str]]:
                         f"use GMT lines name<TAB>desc<TAB>gene... or JSON {{group: [columns]}}") from None
 
 
+def check_gene_sets(path: str, sets: Dict[str, List[str]], columns: Sequence[str], kept: Sequence[str]) -> None:
+    """No listed gene among the omics columns: DataError (the file would group nothing); some absent:
+    one warning line with the count, the first absent gene and the sets left out."""
+    present = set(map(str, columns))
+    listed = list(dict.fromkeys(str(g) for genes in sets.values() for g in genes))
+    absent = [g for g in listed if g not in present]
+    if listed and len(absent) == len(listed):
+        raise DataError(f"{path}: none of its {len(listed)} genes is a column of the omics table (genes like "
+                        f"{listed[0]!r}, columns like {str(columns[0])!r}): use the table's gene identifiers")
+    if absent:
+        dropped = [n for n in sets if n not in kept]
+        print(f"warning: {path}: {len(absent)} of {len(listed)} listed genes are not omics columns (first "
+              f"{absent[0]!r}); {len(dropped)} set(s) with none of their genes are left out", flush=True)
+
+
 def group_columns(columns: Sequence[str], sets: Dict[str, List[str]]) -> Tuple[List[List[int]], List[str]]:
     """Column indices per gene set (sets with no present column dropped) plus ``other``."""
     pos = {c: i for i, c in enumerate(columns)}
@@ -133,5 +148,7 @@ def join_omics(cfg: OmicsConfig, keys: Sequence[str], join_name: str
                         f"check cohort.omics.key_column / join_on")
     groups = names = None
     if cfg.gene_sets:
-        groups, names = group_columns(cols, read_gene_sets(cfg.gene_sets))
+        sets = read_gene_sets(cfg.gene_sets)
+        groups, names = group_columns(cols, sets)
+        check_gene_sets(cfg.gene_sets, sets, cols, names)
     return OmicsMatrix(folder, pos), [str(c) for c in cols], groups, names

@@ -147,7 +147,8 @@ def _column_text_error(path: Path, col: str, name: str) -> DataError:
     text = pd.to_numeric(values, errors="coerce").isna() & values.notna()
     row = int(np.argmax(text.to_numpy())) if text.any() else 0
     return DataError(f"{name}: omics column {col!r} has text {values.iloc[row]!r} in row {row}: "
-                     f"omics values must be numbers (leave missing cells empty)")
+                     f"omics values must be numbers (leave missing cells empty, or leave the column out of "
+                     f"cohort.omics.columns)")
 
 
 def _select_columns(path: Path, header: List[str], key_column: str, columns: Any, name: str,
@@ -159,7 +160,19 @@ def _select_columns(path: Path, header: List[str], key_column: str, columns: Any
         if absent:
             raise missing_error(absent[0], "cohort.omics.columns", name, header)
         return [str(c) for c in columns]
-    return [c for c, numeric in zip(header, _numeric_columns(path)) if c != key_column and numeric]
+    flags = _numeric_columns(path)
+    for c in [c for c, numeric in zip(header, flags) if c != key_column and not numeric]:
+        if _mostly_numbers(path, c):  # a gene column with a stray "NA?" must not vanish from `auto`
+            raise _column_text_error(path, c, name)
+    return [c for c, numeric in zip(header, flags) if c != key_column and numeric]
+
+
+def _mostly_numbers(path: Path, col: str) -> bool:
+    """More than half of the column's non-empty cells are numbers (a numeric column with stray text)."""
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    values = pd.read_parquet(path, columns=[col])[col] if _is_parquet(path) else pd.read_csv(path, usecols=[col], sep=sep)[col]
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    return bool(pd.to_numeric(values, errors="coerce").notna().sum() > 0.5 * max(int(present.sum()), 1))
 
 
 def _numeric_columns(path: Path) -> List[bool]:

@@ -37,8 +37,8 @@ class FeatureTokenizer(nn.Module):
     Args:
         schema: columns and categorical cardinalities (index 0 = unknown).
         hidden: token width ``H``.
-        omics_grouping: ``"chunk"`` (contiguous ``chunk_size`` columns) or ``"gene_sets"``
-            (``schema.omics_groups``).
+        omics_grouping: ``"chunk"`` (contiguous ``chunk_size`` columns), ``"gene_sets"``
+            (``schema.omics_groups``) or ``"auto"`` (gene sets when the schema has them, else chunks).
         chunk_size: columns per chunk.
 
     Shapes (forward): ``num [B, F_num] float``, ``num_missing [B, F_num] bool``,
@@ -47,7 +47,7 @@ class FeatureTokenizer(nn.Module):
     """
 
     def __init__(self, schema: TableSchema, hidden: int,
-                 omics_grouping: Literal["chunk", "gene_sets"] = "chunk", chunk_size: int = 256) -> None:
+                 omics_grouping: Literal["auto", "chunk", "gene_sets"] = "auto", chunk_size: int = 256) -> None:
         super().__init__()
         self.schema, self.hidden = schema, hidden
         f_num, f_cat, g = schema.n_num, schema.n_cat, schema.n_omics
@@ -89,6 +89,8 @@ class FeatureTokenizer(nn.Module):
         g = schema.n_omics
         if g == 0:
             return torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.bool), []
+        if grouping == "auto":  # a gene-set file given in cohort.omics is used; without one, chunks
+            grouping = "gene_sets" if len(schema.omics_groups) else "chunk"
         if grouping == "chunk":
             if chunk < 1:
                 raise ConfigError(f"model.tabular_encoder.omics_chunk_size: got {chunk}; use a positive integer")
@@ -98,7 +100,7 @@ class FeatureTokenizer(nn.Module):
             names = [f"omics[{i * chunk}:{min((i + 1) * chunk, g)}]" for i in range(n)]
             return index, valid, names
         if grouping != "gene_sets":
-            raise ConfigError(f"model.tabular_encoder.omics_grouping: got {grouping!r}; use 'chunk' or 'gene_sets'")
+            raise ConfigError(f"model.tabular_encoder.omics_grouping: got {grouping!r}; use 'auto', 'chunk' or 'gene_sets'")
         groups = [list(gr) for gr in schema.omics_groups]
         if not groups:
             raise ConfigError(

@@ -208,6 +208,10 @@ class Trainer:
                                  float(extra.get("best", math.inf)), int(extra.get("bad_epochs", 0)),
                                  bool(extra.get("stopped", False)))
         self._resume_rng = state["rng"]
+        if self.dist.is_main and (self.progress.epoch >= self.cfg.epochs or self.progress.stopped):
+            print(f"resume: {path} has finished {self.progress.epoch} epoch(s) of {self.section}.epochs="
+                  f"{self.cfg.epochs}{' (stopped early)' if self.progress.stopped else ''}: nothing to train; "
+                  f"raise {self.section}.epochs to train on", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, name: str) -> Path:

@@ -156,6 +156,27 @@ class RetrievalLogger:
             w.writerows(self.last)
 
 
+def check_resume(cfg: RunConfig, run_dir: Path) -> RunConfig:
+    """``cfg`` for ``--resume`` in ``run_dir``: a ConfigError (run untouched) when it changes a setting the
+    run's checkpoint depends on (:func:`clinfusion.config.diff.resume_differences`); fewer epochs than
+    the run's keep the run's count (the stored config keeps saying what was trained)."""
+    from clinfusion.config import load_config
+    from clinfusion.config.diff import resume_differences
+
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        return cfg
+    stored = load_config(stored_path)
+    diffs = resume_differences(cfg, stored)
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise ConfigError(f"--resume {str(run_dir)!r}: {diffs[0]}{more}: resume with the run's settings (only "
+                          f"pretrain.epochs and loading settings may change), or start a new run with another --out")
+    if cfg.pretrain.epochs < stored.pretrain.epochs:
+        cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"epochs": stored.pretrain.epochs})})
+    return cfg
+
+
 def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> Path:
     """Pretrain on ``cfg`` into ``out_dir``; returns the run directory.
 
@@ -185,6 +206,8 @@ def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = F
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     run_dir = Path(out_dir)
     cohort = load_run_cohort(cfg.cohort, cfg.image, show=dist.is_main)  # bad images: stop or skip, before any folder
+    if resume:
+        cfg = check_resume(cfg, run_dir)  # before anything in the run folder is written
     if dist.is_main:
         run_dir = prepare_run_dir(out_dir, overwrite, resume)
     barrier(dist)

@@ -120,7 +120,7 @@ def _omics(tmp_path, keys, cols=("g1", "g2", "g3")):
     return p, om
 
 
-def test_omics_join_and_gene_sets(tiny_table, tmp_path):
+def test_omics_join_and_gene_sets(tiny_table, tmp_path, capsys):
     keys = ["s05", "s00", "s11", "zz"]  # shuffled, one unknown key, most samples without omics
     p, om = _omics(tmp_path, keys)
     gmt = tmp_path / "sets.gmt"
@@ -133,6 +133,11 @@ def test_omics_join_and_gene_sets(tiny_table, tmp_path):
     np.testing.assert_allclose(c.omics[5], om.iloc[0, 1:].to_numpy(float), rtol=1e-6)
     assert np.isnan(c.omics[1]).all()
     assert c.omics_groups == [[0, 2], [1]] and c.omics_group_names == ["setA", "other"]
+    assert "1 of 3 listed genes are not omics columns (first 'notthere'); 1 set(s) with none" in capsys.readouterr().out
+    gmt.write_text("setA\tdesc\tENSG01\nsetB\t-\tENSG02\n")  # other identifiers than the table's: groups nothing
+    with pytest.raises(DataError, match=r"sets\.gmt: none of its 2 genes is a column of the omics table \(genes like "
+                                        r"'ENSG01', columns like 'g1'\)"):
+        load_cohort(cfg)
     js = tmp_path / "sets.json"
     js.write_text(json.dumps({"B": ["g2"], "A": ["g1"]}))
     cfg.omics.gene_sets = str(js)
@@ -170,6 +175,20 @@ def test_text_in_omics_column(tiny_table, tmp_path):
     cfg = CohortConfig(table=str(tiny_table), id_column="sid",
                        omics=OmicsConfig(table=str(p), key_column="sample", columns=["g1", "g2"]))
     with pytest.raises(DataError, match=r"omics column 'g2' has text 'high' in row 1"):
+        load_cohort(cfg)
+
+
+def test_text_in_an_auto_omics_column_is_an_error_and_a_text_column_is_left_out(tiny_table, tmp_path):
+    """columns: auto takes the numeric columns; a gene column with a stray word must not vanish silently."""
+    p, om = _omics(tmp_path, [f"s{i:02d}" for i in range(6)])
+    om["platform"] = "array"  # all text: metadata, not a gene; left out
+    om.to_csv(p, index=False)
+    cfg = CohortConfig(table=str(tiny_table), id_column="sid", omics=OmicsConfig(table=str(p), key_column="sample"))
+    assert load_cohort(cfg).omics_columns == ["g1", "g2", "g3"]
+    om["g2"] = om["g2"].astype(object)
+    om.loc[3, "g2"] = "NA?"
+    om.to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"omics column 'g2' has text 'NA\?' in row 3: omics values must be numbers"):
         load_cohort(cfg)
 
 

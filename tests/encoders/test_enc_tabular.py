@@ -118,6 +118,13 @@ def test_gene_sets_grouping_with_variable_sizes():
     torch.testing.assert_close(out, b["omics"][:, 5, None] * tk.omics_weight[1, 0] + tk.omics_bias[1])
 
 
+def test_auto_grouping_uses_the_gene_sets_when_the_cohort_has_them_else_chunks():
+    grouped = _schema(10, groups=[[0, 1, 2], [5], [3, 4, 6, 7, 8, 9]], names=["TP53", "MYC", "KRAS"])
+    cfg = CFG.model_copy(update={"omics_grouping": "auto", "omics_chunk_size": 4})
+    assert TabularEncoder(cfg, grouped).token_names[5:] == ["TP53", "MYC", "KRAS"]
+    assert TabularEncoder(cfg, _schema(10)).token_names[5:] == ["omics[0:4]", "omics[4:8]", "omics[8:10]"]
+
+
 def test_gene_sets_without_groups_is_config_error():
     cfg = CFG.model_copy(update={"omics_grouping": "gene_sets"})
     with pytest.raises(ConfigError, match="gene_sets' needs cohort.omics.gene_sets"):

@@ -71,3 +71,27 @@ def test_3d_config_on_2d_images_is_one_data_error(synthetic, tmp_path):
         run_pretrain(cfg, tmp_path / "run")
     msg = str(err.value)
     assert "\n" not in msg and ".png" in msg
+
+
+def test_resume_refuses_changed_settings_and_leaves_the_run_usable(synthetic, tmp_path, capsys):
+    """--resume with another model width: one line, the run folder untouched and still loadable; --resume
+    with fewer epochs than done: says nothing is left and the stored config keeps the run's epochs."""
+    from clinfusion.models.io import load_pretrained
+
+    run = tmp_path / "run"
+    run_pretrain(tiny_config(synthetic, ["pretrain.epochs=1"]), run)
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    changed = tiny_config(synthetic, ["pretrain.epochs=2", "model.tabular_encoder.hidden_size=32", "pretrain.lr=0.01"])
+    with pytest.raises(ConfigError, match=r"--resume .*: model.tabular_encoder.hidden_size: run 16, this config 32 "
+                                          r"\(and 1 more\): resume with the run's settings"):
+        run_pretrain(changed, run, resume=True)
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    load_pretrained(run)  # its checkpoint still loads
+
+    capsys.readouterr()
+    run_pretrain(tiny_config(synthetic, ["pretrain.epochs=1", "pretrain.progress=false"]), run, resume=True)
+    assert "has finished 1 epoch(s) of pretrain.epochs=1: nothing to train" in capsys.readouterr().out
+    run_pretrain(tiny_config(synthetic, ["pretrain.epochs=2"]), run, resume=True)  # more epochs: allowed
+    assert [r["epoch"] for r in csv.DictReader(open(run / "retrieval.csv"))][-1] == "2"
+    run_pretrain(tiny_config(synthetic, ["pretrain.epochs=1"]), run, resume=True)
+    assert "epochs: 2" in (run / "config.yaml").read_text()  # not rewritten to the smaller count
