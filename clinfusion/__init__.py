@@ -21,10 +21,15 @@ instant and imports no torch until a job is called), except ``explain``: that na
 ``clinfusion.explain`` subpackage, so call ``clinfusion.api.explain``.
 """
 
+import logging
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
+
+# start-up chatter that is not about the user's data: MONAI's GPU DICOM codec probe warns once per
+# process (and per DataLoader worker) on every machine without nvImageCodec; CLI and API alike
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
 _API = ("load_config", "load_cohort", "validate", "pretrain", "embed", "embeddings", "finetune", "evaluate",
         "predict")  # + api.explain (the name clinfusion.explain is the subpackage)

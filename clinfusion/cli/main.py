@@ -8,9 +8,9 @@ Set ``CLINFUSION_DEBUG=1`` to see the full traceback instead.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from clinfusion import __version__
@@ -50,13 +50,13 @@ def parse(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argpars
     return args
 
 
-def quiet_libraries() -> None:
-    """Silence start-up chatter that is not about the user's data (GPU codec probes)."""
-    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings on the command line as ``warning: <message>`` (no source path or code line)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    quiet_libraries()
+    warnings.showwarning = one_line_warning
     parser = build_parser()
     args = parse(parser, argv)
     cmd = COMMANDS.get(args.command)

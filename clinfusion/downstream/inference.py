@@ -245,6 +245,14 @@ def prepare_external(run: FinetunedRun, table: Optional[str], labelled: bool) ->
         map_labels(frame[col], run.label.classes, col, str(table))
     cfg = _cohort_config(run, table, labelled, list(frame.columns))
     cohort = load_run_cohort(cfg, run.cfg.image, require_labels=labelled)  # cohort.on_bad_image applied here
+    trained = list(run.preprocessor.schema.omics_columns)
+    have = set(cohort.omics_columns or []) if cohort.omics is not None else set()
+    absent = [g for g in trained if g not in have]
+    if trained and absent and run.cfg.cohort.missing_features == "error":
+        where = f"the omics table {cfg.omics.table!r}" if cfg.omics is not None else "this cohort (no cohort.omics)"
+        raise DataError(f"{table}: {len(absent)} of the {len(trained)} trained omics column(s) are missing from "
+                        f"{where}, first {absent[0]!r}: add them, or set cohort.missing_features=missing to treat "
+                        f"them as missing values")
     info: Optional[LabelInfo] = run.label if labelled else None
     data = FinetuneData(cohort, run.preprocessor, run.cfg.image, None, run.cfg.finetune.batch_size,
                         run.cfg.finetune.num_workers, next(run.model.parameters()).device,

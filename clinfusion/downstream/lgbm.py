@@ -52,7 +52,12 @@ def fit_boosters(X, y: np.ndarray, kind: str, cfg: LightGBMConfig, seed: int = 0
     def one(Xs, ys, objective, **extra):
         ds = lgb.Dataset(Xs, label=ys, categorical_feature=cat, feature_name=names, free_raw_data=False,
                          params={"verbose": -1, "min_data_in_bin": 1})
-        return lgb.train(_params(cfg, objective, seed, **extra), ds, num_boost_round=cfg.n_estimators)
+        booster = lgb.train(_params(cfg, objective, seed, **extra), ds, num_boost_round=cfg.n_estimators)
+        if booster.feature_importance().sum() == 0:  # every tree a single leaf: a constant prediction
+            print(f"warning: LightGBM learned no split from {len(ys)} training rows (finetune.lightgbm."
+                  f"min_child_samples={cfg.min_child_samples}): its predictions are constant; lower "
+                  f"min_child_samples for a cohort this small", flush=True)
+        return booster
 
     if kind == "binary":
         return [one(X, y.astype(float), "binary")]

@@ -105,3 +105,21 @@ def test_validate_names_the_positive_class(tmp_path, cohort, capsys):
     assert "positive class: '1'" in capsys.readouterr().out
     assert main(["validate", str(cfg), "cohort.positive_label=0"]) == 0
     assert "positive class: '0'" in capsys.readouterr().out
+
+
+def test_no_codec_chatter_and_warnings_in_one_line(capfd):
+    """MONAI's GPU DICOM codec probe stays quiet once clinfusion is imported (CLI or API); the CLI shows
+    Python warnings as one `warning:` line."""
+    import warnings
+
+    import clinfusion  # noqa: F401
+    from clinfusion.cli.main import one_line_warning
+    from monai.data import nvimgcodec_pydicom_plugin as plugin
+
+    plugin.register_as_decoder_plugin()
+    assert "nvImageCodec" not in capfd.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = one_line_warning
+        warnings.warn("multi-label metrics skip label(s) with one class", UserWarning)
+    assert capfd.readouterr().err == "warning: multi-label metrics skip label(s) with one class\n"

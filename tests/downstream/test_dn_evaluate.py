@@ -132,3 +132,28 @@ def test_unseen_categories_get_a_warning_line_in_predict(finetuned, synth, tmp_p
     run_predict(run_dir, _copy_table(synth, tmp_path, edit), tmp_path / "p.csv")
     out = capsys.readouterr().out
     assert "warning:" in out and "column 'site': 3 row(s) hold a category the run never saw" in out
+
+
+def test_predict_with_an_omics_table_missing_a_trained_gene(tmp_path):
+    """A trained omics column absent from the new omics table: one line naming it (like a clinical
+    column); with cohort.missing_features=missing it is scored as missing."""
+    from clinfusion.config import load_config
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.downstream.inference import run_predict
+    from tests.downstream.conftest import TINY
+
+    syn = make_synthetic_cohort(tmp_path / "c", n_patients=16, images_per_patient=1, size=16, seed=5, omics_columns=6)
+    cfg = load_config(None, list(syn.overrides) + TINY + ["finetune.heads=[linear]", "finetune.baselines=[]",
+                                                          "evaluation.subgroups=[]"])
+    run_dir = run_finetune(cfg, None, tmp_path / "ft", show=False)
+    om = pd.read_csv(syn.omics)
+    gene = [c for c in om.columns if c != "id"][2]
+    cut = tmp_path / "omics_cut.csv"
+    om.drop(columns=[gene]).to_csv(cut, index=False)
+    with pytest.raises(DataError, match=rf"1 of the 6 trained omics column\(s\) are missing from the omics table "
+                                        rf".*omics_cut\.csv', first '{gene}': add them, or set cohort.missing_features"):
+        run_predict(run_dir, None, tmp_path / "p.csv", overrides=[f"cohort.omics.table={cut}"])
+    out = run_predict(run_dir, None, tmp_path / "p2.csv",
+                      overrides=[f"cohort.omics.table={cut}", "cohort.missing_features=missing"])
+    assert len(pd.read_csv(out)) == len(pd.read_csv(syn.table))

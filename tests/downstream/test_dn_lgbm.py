@@ -34,3 +34,16 @@ def test_fit_predict_shapes_and_text_roundtrip(tmp_path, task, k):
     names = save_boosters(boosters, tmp_path)
     assert all((tmp_path / n).read_text().startswith("tree") for n in names)
     assert np.allclose(predict_boosters(load_boosters(tmp_path, names), X, task, k), p)
+
+
+def test_a_booster_without_any_split_gets_a_warning_line(capsys):
+    """14 rows with min_child_samples=10 cannot split: constant predictions, said in one line."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(14, 3))
+    y = (X[:, 0] > 0).astype(float)
+    boosters = fit_boosters(X, y, "binary", LightGBMConfig(n_estimators=5, min_child_samples=10, num_threads=1))
+    assert np.ptp(predict_boosters(boosters, X, "binary", 1)) == 0.0
+    assert "LightGBM learned no split from 14 training rows (finetune.lightgbm.min_child_samples=10)" in \
+        capsys.readouterr().out
+    fit_boosters(X, y, "binary", LightGBMConfig(n_estimators=5, min_child_samples=2, num_threads=1))
+    assert "no split" not in capsys.readouterr().out
