@@ -253,7 +253,8 @@ def format_comparison(comparison: pd.DataFrame) -> str:
     test AUROC [95% CI], test AUPRC."""
     lines = [f"{'model':<18}{'fraction':>9}{'val AUROC':>10}  {'test AUROC [CI]':<24}{'AUPRC':>7}"]
     for _, r in comparison.iterrows():
-        ci = f"{r['auroc']:.3f} [{r['auroc_ci_low']:.3f}, {r['auroc_ci_high']:.3f}]"
+        lo, hi = r.get("auroc_ci_low", np.nan), r.get("auroc_ci_high", np.nan)
+        ci = f"{r['auroc']:.3f}" + ("" if pd.isna(lo) or pd.isna(hi) else f" [{lo:.3f}, {hi:.3f}]")  # no CI: bootstrap 0
         name = ("* " if r["selected"] else "  ") + str(r["model"])
         lines.append(f"{name:<18}{r['label_fraction']:>9g}{r['val_auroc']:>10.3f}  {ci:<24}{r['auprc']:>7.3f}")
     chosen = comparison[comparison["selected"]]

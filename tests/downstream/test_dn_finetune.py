@@ -200,3 +200,14 @@ def test_mlp_head_standardises_with_the_training_rows(finetuned):
     assert not torch.allclose(std.mean, torch.as_tensor(data.embed(run.classifier.model, other)).mean(0), atol=1e-3)
     x = std(emb)
     assert torch.allclose(x.mean(0), torch.zeros(x.shape[1]), atol=1e-4)
+
+
+def test_comparison_table_prints_a_ci_only_when_there_is_one():
+    """evaluation.bootstrap=0 leaves no interval: the table shows the AUROC alone, not '[nan, nan]'."""
+    from clinfusion.downstream.finetune import format_comparison
+
+    row = dict(model="linear", selected=True, label_fraction=1.0, val_auroc=0.8, auroc=0.75, auprc=0.6)
+    with_ci = format_comparison(pd.DataFrame([dict(row, auroc_ci_low=0.7, auroc_ci_high=0.8)]))
+    without = format_comparison(pd.DataFrame([dict(row, auroc_ci_low=float("nan"), auroc_ci_high=float("nan"))]))
+    assert "0.750 [0.700, 0.800]" in with_ci
+    assert "nan" not in without and "0.750" in without
