@@ -21,7 +21,7 @@ from clinfusion.config.schema import CohortConfig
 from clinfusion.datasets.labels import LabelSpec, multi_label, single_label, value_strings
 from clinfusion.datasets.omics import join_omics, missing_column_error
 from clinfusion.datasets.omics_store import omics_present, subset_rows
-from clinfusion.datasets.table import read_table, resolve_table_path
+from clinfusion.datasets.table import mostly_numbers, read_table, resolve_table_path
 from clinfusion.errors import ConfigError, DataError
 
 __all__ = ["Cohort", "LabelSpec", "load_cohort", "label_columns"]
@@ -145,10 +145,7 @@ def _split_types(frame: pd.DataFrame, features: List[str], cfg: CohortConfig, ta
         elif pd.api.types.is_numeric_dtype(col):
             numeric.append(c)
         else:
-            parsed = pd.to_numeric(col, errors="coerce")
-            present = col.notna() & (col.astype(str).str.strip() != "")
-            text = (present & parsed.isna()).to_numpy()
-            mostly_numeric = parsed.notna().sum() > 0.5 * max(int(present.sum()), 1)
+            mostly_numeric, text = mostly_numbers(col)
             if mostly_numeric:
                 row = int(np.argmax(text))
                 raise DataError(f"{table}: feature {c!r} holds numbers but row {row} (id {ids[row]!r}) has text "

@@ -34,6 +34,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from clinfusion.datasets.table import mostly_numbers
 from clinfusion.errors import DataError
 
 STORE_VERSION = 1
@@ -97,12 +98,9 @@ def _text_error(path: Path, columns: Sequence[str], name: str, exc: BaseExceptio
     header = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
     col = header[int(m.group(1))] if m and int(m.group(1)) < len(header) else None
     if col is not None and col in columns:
-        values = pd.read_csv(path, usecols=[col], sep=sep)[col]
-        text = pd.to_numeric(values, errors="coerce").isna() & values.notna()
-        if text.any():
-            row = int(np.argmax(text.to_numpy()))
-            return DataError(f"{name}: omics column {col!r} has text {values.iloc[row]!r} in row {row}: "
-                             f"omics values must be numbers (leave missing cells empty)")
+        values = _read_column(path, col)
+        if _text_cells(values).any():
+            return _text_in(values, col, name)
     return DataError(f"table {name!r} could not be read ({_one_line(exc)}): check the file")
 
 
@@ -141,11 +139,22 @@ def _batch_values(batch: Any) -> Optional[np.ndarray]:
     return out
 
 
-def _column_text_error(path: Path, col: str, name: str) -> DataError:
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    values = pd.read_parquet(path, columns=[col])[col] if _is_parquet(path) else pd.read_csv(path, usecols=[col], sep=sep)[col]
-    text = pd.to_numeric(values, errors="coerce").isna() & values.notna()
-    row = int(np.argmax(text.to_numpy())) if text.any() else 0
+def _read_column(path: Path, col: str) -> pd.Series:
+    """One column of the omics table (Parquet, CSV or TSV)."""
+    if _is_parquet(path):
+        return pd.read_parquet(path, columns=[col])[col]
+    return pd.read_csv(path, usecols=[col], sep="\t" if path.suffix.lower() == ".tsv" else ",")[col]
+
+
+def _text_cells(values: pd.Series) -> np.ndarray:
+    """``[N]`` bool: cells of an omics column that hold something other than a number."""
+    return (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy()
+
+
+def _text_in(values: pd.Series, col: str, name: str) -> DataError:
+    """The one-line error for text in omics column ``col`` (read as ``values``), naming its first row."""
+    text = _text_cells(values)
+    row = int(np.argmax(text)) if text.any() else 0
     return DataError(f"{name}: omics column {col!r} has text {values.iloc[row]!r} in row {row}: "
                      f"omics values must be numbers (leave missing cells empty, or leave the column out of "
                      f"cohort.omics.columns)")
@@ -162,17 +171,10 @@ def _select_columns(path: Path, header: List[str], key_column: str, columns: Any
         return [str(c) for c in columns]
     flags = _numeric_columns(path)
     for c in [c for c, numeric in zip(header, flags) if c != key_column and not numeric]:
-        if _mostly_numbers(path, c):  # a gene column with a stray "NA?" must not vanish from `auto`
-            raise _column_text_error(path, c, name)
+        values = _read_column(path, c)
+        if mostly_numbers(values)[0]:  # a gene column with a stray "NA?" must not vanish from `auto`
+            raise _text_in(values, c, name)
     return [c for c, numeric in zip(header, flags) if c != key_column and numeric]
-
-
-def _mostly_numbers(path: Path, col: str) -> bool:
-    """More than half of the column's non-empty cells are numbers (a numeric column with stray text)."""
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    values = pd.read_parquet(path, columns=[col])[col] if _is_parquet(path) else pd.read_csv(path, usecols=[col], sep=sep)[col]
-    present = values.notna() & (values.astype(str).str.strip() != "")
-    return bool(pd.to_numeric(values, errors="coerce").notna().sum() > 0.5 * max(int(present.sum()), 1))
 
 
 def _numeric_columns(path: Path) -> List[bool]:
@@ -212,7 +214,8 @@ def build_store(source: Path, name: str, key_column: str, columns: Any, cache_di
             for chunk_keys, values in _chunks(source, [key_column] + cols, rows_per_chunk, name):
                 if values is None:
                     bad = [c for c, ok in zip(header, _numeric_columns(source)) if c in cols and not ok]
-                    raise _column_text_error(source, bad[0] if bad else cols[0], name)
+                    col = bad[0] if bad else cols[0]
+                    raise _text_in(_read_column(source, col), col, name)
                 values.tofile(out)
                 keys.extend(chunk_keys.astype(str).str.strip().tolist())
         _check_unique(keys, key_column, name)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Tuple
 
+import numpy as np
 import pandas as pd
 
 from clinfusion.errors import DataError
@@ -85,3 +86,12 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"table {str(path)!r} has no columns: is it an empty or non-table file?")
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def mostly_numbers(values: pd.Series) -> Tuple[bool, np.ndarray]:
+    """``(more than half of the non-empty cells are numbers, text mask [N])`` of one text column: a
+    numeric column with stray text (``<18``, ``NA?``) rather than a categorical one."""
+    parsed = pd.to_numeric(values, errors="coerce")
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    text = (present & parsed.isna()).to_numpy()
+    return bool(parsed.notna().sum() > 0.5 * max(int(present.sum()), 1)), text
