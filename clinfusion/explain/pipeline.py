@@ -22,9 +22,11 @@ from clinfusion.explain.common import Explainable, choose_targets
 from clinfusion.explain.faithfulness import deletion_insertion, randomization_check, rank_agreement
 from clinfusion.explain.image import IMAGE_METHODS
 from clinfusion.explain.modality import ProbFn, modality_share, neural_probs
-from clinfusion.explain.tabular import TABULAR_METHODS, TabularAttribution, treeshap_attributions
+from clinfusion.explain.tabular import (TABULAR_METHODS, TabularAttribution, ablate, score_forward,
+                                        treeshap_attributions)
 
 TREESHAP = "treeshap"  # LightGBM's own TreeSHAP: used for a lightgbm head, not selectable
+ABLATION = "feature_ablation"
 
 
 @dataclass
@@ -41,7 +43,11 @@ class BatchResult:
 
 @dataclass
 class LightGBMView:
-    """A LightGBM head: ``features(batch) -> X [B, F]``, one booster per output group."""
+    """A LightGBM head: ``features(batch) -> X [B, F]``, one booster per output group.
+
+    ``table``: the encoder's table handles (token names, omics groups; its ``model`` is never
+    called), for ``feature_ablation`` through the whole pipeline; None without a table encoder.
+    """
 
     boosters: List[Any]
     features: Callable[[Dict[str, Any]], np.ndarray]
@@ -49,6 +55,8 @@ class LightGBMView:
     clinical: List[str]
     predict_proba: ProbFn
     num_outputs: int
+    kind: str = "binary"
+    table: Optional[Explainable] = None
 
 
 class Explainer:
@@ -58,7 +66,10 @@ class Explainer:
         ex: the neural classifier's handles, or None (LightGBM-only head: no image maps).
         cfg: the ``explain`` section.
         image_methods, tabular_methods: registry names to run.
-        lgbm: the LightGBM head when it is the explained model (TreeSHAP for the table).
+        lgbm: the LightGBM head when it is the explained model: TreeSHAP for the clinical
+            columns, and ``feature_ablation`` (when requested) through encoder and trees, which
+            also reaches the omics groups; it is then the primary tabular method when the
+            table has omics (TreeSHAP sees the genes only inside the fused embedding).
     """
 
     def __init__(self, ex: Optional[Explainable], cfg: ExplainConfig, image_methods: Sequence[str],
@@ -66,6 +77,10 @@ class Explainer:
         self.ex, self.cfg, self.lgbm = ex, cfg, lgbm
         self.image_methods = list(image_methods) if ex is not None else []
         self.tabular_methods = list(tabular_methods) if ex is not None else []
+        self.lgbm_ablation = (lgbm is not None and lgbm.table is not None and bool(lgbm.table.token_names)
+                              and ABLATION in tabular_methods)
+        if self.lgbm_ablation:  # ablation explains the LightGBM head itself, not the neural one
+            self.tabular_methods = [m for m in self.tabular_methods if m != ABLATION]
         self.timings: Dict[str, float] = {}
         self.samples = 0
         self._randomized = False
@@ -73,7 +88,7 @@ class Explainer:
     @property
     def primary_tabular(self) -> Optional[str]:
         if self.lgbm is not None:
-            return TREESHAP
+            return ABLATION if self.lgbm_ablation and self.lgbm.table.omics_groups else TREESHAP
         return self.tabular_methods[0] if self.tabular_methods else None
 
     @property
@@ -104,6 +119,10 @@ class Explainer:
             res.tabular[m] = self._timed(m, lambda m=m: TABULAR_METHODS.get(m)(self.ex, batch, t_dev, self.cfg))
         if self.lgbm is not None:
             res.tabular[TREESHAP] = self._timed(TREESHAP, lambda: self._treeshap(batch, res.targets))
+        if self.lgbm_ablation:
+            lg = self.lgbm
+            forward = score_forward(lg.predict_proba, lg.kind, batch["num"].device)
+            res.tabular[ABLATION] = self._timed(ABLATION, lambda: ablate(lg.table, batch, t_dev, forward))
         self._shares(batch, t_dev, res)
         self._faithfulness(batch, t_dev, res)
         return res
@@ -135,7 +154,7 @@ class Explainer:
                                       self.cfg.faithfulness_steps, seed=0, baseline=self.cfg.image_baseline)
             for k, v in aucs.items():
                 res.faith[f"{m}/{k}"] = np.where(has_img, v, np.nan)
-        if "tabular_ig" in res.tabular and "feature_ablation" in res.tabular:
+        if "tabular_ig" in res.tabular and ABLATION in res.tabular and not self.lgbm_ablation:
             res.faith["table/ig_vs_ablation_spearman"] = rank_agreement(
                 res.tabular["tabular_ig"].values, res.tabular["feature_ablation"].values)
         if res.maps and not self._randomized:  # Adebayo et al. 2018, once (first batch)

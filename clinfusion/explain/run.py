@@ -100,9 +100,11 @@ def select_rows(cohort_ids: Sequence[str], ids: Optional[Sequence[str]], run_dir
 
 
 def _lightgbm_view(run: Any) -> LightGBMView:
+    table = explainable_from_classifier(run.model, run.kind)
     return LightGBMView(boosters=run.boosters, features=run.features, feature_names=run.feature_names,
                         clinical=list(run.preprocessor.schema.clinical_columns), predict_proba=run.predict_proba,
-                        num_outputs=run.label.num_outputs)
+                        num_outputs=run.label.num_outputs, kind=run.kind,
+                        table=table if table.token_layer is not None else None)
 
 
 def explain_section(run_dir: Path, overrides: Optional[Sequence[str]]) -> Any:
@@ -148,6 +150,12 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
         notes.append("the explained head is LightGBM: clinical attributions are its TreeSHAP values"
                      + ("; image maps come from the run's neural head" if ex is not None
                         else "; image maps are unavailable for a LightGBM-only head"))
+        if lgbm.table is not None and lgbm.table.omics_groups:
+            notes.append("omics attributions of the LightGBM head are feature_ablation through encoder and trees "
+                         "(tabular.csv; TreeSHAP sees the genes only inside fused_embedding, "
+                         "tabular_treeshap.csv)" if "feature_ablation" in tabular_methods else
+                         "TreeSHAP sees the omics only inside fused_embedding: add feature_ablation to "
+                         "explain.methods for per-group omics attributions of the LightGBM head")
     ext = prepare_external(run, table, labelled=False)
     data = ext.data
     data.batch_size, data.device = max(cfg.batch_size, 1), device

@@ -7,7 +7,9 @@ Registered in :data:`TABULAR_METHODS` as ``fn(ex, batch, targets [B], cfg) -> Ta
   per token = per clinical column / omics group. Per gene: IG w.r.t. the scaled omics
   values ``[B, G]`` from 0 (the training mean).
 * ``feature_ablation``: captum ``FeatureAblation``, one group per clinical column (and per
-  omics group), each ablated to the *missing* state (value 0, missing flag set).
+  omics group), each ablated to the *missing* state (value 0, missing flag set). For a
+  LightGBM head it runs through the whole pipeline (encoder, then trees) via
+  :func:`score_forward`: the only attribution of such a head that reaches the omics groups.
 
 :func:`treeshap_attributions` maps LightGBM's own TreeSHAP (Lundberg et al. 2020,
 ``pred_contrib=True``) onto the same columns for a LightGBM head.
@@ -18,7 +20,7 @@ A value missing in the input is reported as ``NaN`` with ``missing=True``, never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +30,7 @@ from torch import Tensor
 from clinfusion.config.schema import ExplainConfig
 from clinfusion.datasets.transforms import missing_table
 from clinfusion.errors import ConfigError
-from clinfusion.explain.common import Explainable, forward_args
+from clinfusion.explain.common import FORWARD_KEYS, Explainable, forward_args
 from clinfusion.registry import Registry
 
 TABULAR_METHODS = Registry("tabular attribution method")
@@ -138,6 +140,13 @@ def ablation_groups(ex: Explainable, batch: Dict[str, Any]) -> tuple:
 def feature_ablation(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cfg: ExplainConfig
                      ) -> TabularAttribution:
     """Target-logit drop when one column (group) is set missing: ``[B, T]``."""
+    return ablate(ex, batch, targets, ex.model)
+
+
+def ablate(ex: Explainable, batch: Dict[str, Any], targets: Tensor, forward: Callable[..., Tensor]
+           ) -> TabularAttribution:
+    """captum ``FeatureAblation`` of ``forward(*FORWARD_KEYS) -> [B, K]`` (missing flags as bool),
+    one group per clinical column / omics group of ``ex``, each set to the missing state: ``[B, T]``."""
     args = forward_args(batch)
     # missing flags travel as float so captum can blend them; the forward turns them back to bool
     inputs = (batch["num"].float(), batch["num_missing"].float(), batch["cat"].long(),
@@ -145,7 +154,7 @@ def feature_ablation(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cf
     baselines = (0.0, 1.0, 0, 1.0, 0.0, 1.0)
 
     def fwd(num, num_missing, cat, cat_missing, omics, omics_missing, image, mask):
-        return ex.model(image, num, num_missing > 0.5, cat, cat_missing > 0.5, omics, omics_missing > 0.5, mask)
+        return forward(image, num, num_missing > 0.5, cat, cat_missing > 0.5, omics, omics_missing > 0.5, mask)
 
     attr = FeatureAblation(fwd).attribute(inputs, baselines=baselines, target=targets,
                                           additional_forward_args=(args[0], args[7]),
@@ -156,6 +165,20 @@ def feature_ablation(ex: Explainable, batch: Dict[str, Any], targets: Tensor, cf
         cols.append(attr[4][:, genes[0]] if len(genes) else torch.zeros_like(attr[0][:, 0]))
     values = torch.stack(cols, dim=1).detach().float().cpu().numpy() if cols else np.zeros((len(targets), 0))
     return _finish(ex, batch, values)
+
+
+def score_forward(prob_fn: Callable[[Dict[str, Any]], np.ndarray], kind: str, device: torch.device
+                  ) -> Callable[..., Tensor]:
+    """``forward(*FORWARD_KEYS) -> [B, K]`` scores of a model seen only through its probabilities
+    (``prob_fn(batch) -> [B, K]``, e.g. a LightGBM head on the fused embedding): log-odds for
+    binary / multilabel, log-probability for multiclass, so ablation drops are on the logit scale
+    of the neural heads."""
+    def forward(*tensors: Tensor) -> Tensor:
+        p = np.clip(np.asarray(prob_fn(dict(zip(FORWARD_KEYS, tensors))), dtype=np.float64), 1e-7, 1 - 1e-7)
+        score = np.log(p) if kind == "multiclass" else np.log(p) - np.log1p(-p)
+        return torch.as_tensor(score, dtype=torch.float32, device=device)
+
+    return forward
 
 
 def treeshap_attributions(booster: Any, X: np.ndarray, feature_names: Sequence[str], clinical: Sequence[str],
