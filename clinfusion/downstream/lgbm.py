@@ -1,6 +1,6 @@
 """Everything LightGBM (Ke et al. 2017): fitting per label kind, prediction, text files, the
 ``lightgbm`` head (trees on the frozen fused embedding) and the ``tabular_lgbm`` baseline
-(trees on the raw clinical columns).
+(trees on the raw clinical columns and omics values).
 
 Binary and multiclass use one booster (``binary`` / ``multiclass`` objective); multilabel
 uses one binary booster per label, each on its labelled rows. Models are saved with
@@ -10,8 +10,10 @@ uses one binary booster per label, each on its labelled rows. Models are saved w
 ``finetune.lightgbm.with_raw_features``, the preprocessed clinical features
 ``[F_num + F_cat]`` (NaN where missing; categorical indices as LightGBM categorical features).
 ``tabular_lgbm``: numeric columns as they are in the table, categorical columns as pandas
-``category`` with the training rows' categories (an unseen category becomes missing), no
-image, no pretrained encoder: the reference a fused model has to beat.
+``category`` with the training rows' categories (an unseen category becomes missing), then
+the omics values ``[G]`` (standardised with the training mean/sd, which trees ignore; NaN
+where missing) as columns ``omics_<j>``; no image, no pretrained encoder: the reference a
+fused model has to beat.
 """
 
 from __future__ import annotations
@@ -156,21 +158,31 @@ class TabularLGBM(Predictor):
         self.boosters, self.categories, self.kind, self.num_outputs = boosters, categories, kind, num_outputs
 
     def predict(self, data: FinetuneData, rows: np.ndarray, variant: str = "all") -> np.ndarray:
-        X = categorize(data.raw_frame(rows), self.categories)
+        X = table_frame(data, rows, self.categories)
         return predict_boosters(self.boosters, X, self.kind, self.num_outputs)
+
+
+def table_frame(data: FinetuneData, rows: np.ndarray, categories: Dict[str, List[str]]) -> pd.DataFrame:
+    """``tabular_lgbm`` input: the clinical columns (categorical ones as ``category``), then
+    ``omics_<j>`` per omics column (NaN where missing)."""
+    frame = categorize(data.raw_frame(rows), categories)
+    omics = data.arrays["omics"][rows]
+    if omics.shape[1] == 0:
+        return frame
+    values = np.where(data.arrays["omics_missing"][rows], np.nan, omics).astype(np.float64)
+    genes = pd.DataFrame(values, columns=[f"omics_{j}" for j in range(values.shape[1])])
+    return pd.concat([frame, genes], axis=1)
 
 
 @register_model("tabular_lgbm", "baseline")
 def tabular_lgbm(ctx: HeadContext) -> TabularLGBM:
     data = ctx.data
     train = data.raw_frame(ctx.train_rows)
-    if train.shape[1] == 0:
-        from clinfusion.errors import ConfigError
-
-        raise ConfigError("finetune.baselines: tabular_lgbm needs clinical feature columns; the cohort has none "
-                          "(remove tabular_lgbm from finetune.baselines)")
     categories = {c: sorted(train[c].dropna().unique().tolist()) for c in data.cohort.categorical}
-    X = categorize(train, categories)
+    X = table_frame(data, ctx.train_rows, categories)
+    if X.shape[1] == 0:
+        raise ConfigError("finetune.baselines: tabular_lgbm needs clinical feature or omics columns; the cohort "
+                          "has none (remove tabular_lgbm from finetune.baselines)")
     boosters = fit_boosters(X, data.y[ctx.train_rows], ctx.info.kind, ctx.cfg.lightgbm, ctx.seed,
                             num_classes=ctx.info.num_outputs)
     return TabularLGBM(boosters, categories, ctx.info.kind, ctx.info.num_outputs)
