@@ -36,7 +36,8 @@ class ValidationReport:
     features: List[Tuple[str, str, float]] = field(default_factory=list)  # (column, numeric|categorical, missing rate)
     label_task: Optional[str] = None
     label_counts: Dict[str, int] = field(default_factory=dict)  # class (or multi-label column) -> rows
-    unlabelled: int = 0
+    unlabelled: int = 0  # rows with no label (multi-label: every label column empty)
+    partly_labelled: int = 0  # multi-label rows with some label columns empty (each label uses its own rows)
     split_source: str = ""  # "given column X" or "make_splits(seed=..)"
     split_sizes: Dict[str, Tuple[int, int]] = field(default_factory=dict)  # split -> (rows, patients)
     leakage: List[str] = field(default_factory=list)  # patients found in more than one split
@@ -78,7 +79,9 @@ class ValidationReport:
             total = sum(self.label_counts.values())
             counts = ", ".join(f"{k}: {v}" for k, v in self.label_counts.items())
             lines.append(f"label ({self.label_task}): {counts}; unlabelled rows: {self.unlabelled}"
-                         + (f" (of {total} labelled)" if self.label_task != "multilabel" else ""))
+                         + (f" (of {total} labelled)" if self.label_task != "multilabel" else
+                            f"; partly labelled rows: {self.partly_labelled} (each label is trained and scored "
+                            f"on the rows where it is given)" if self.partly_labelled else ""))
             if self.label_task == "binary":
                 lines.append(f"  positive class: {list(self.label_counts)[-1]!r} (AUROC, sensitivity and prob_ "
                              f"columns refer to it; cohort.positive_label chooses it)")
@@ -155,7 +158,9 @@ def _labels(report: ValidationReport, cohort) -> None:
     m = np.asarray(cohort.label_matrix, float)
     if cohort.labels.task == "multilabel":
         report.label_counts = {c: int(np.nansum(m[:, j])) for j, c in enumerate(cohort.labels.columns)}
-        report.unlabelled = int(np.isnan(m).any(axis=1).sum())
+        empty = np.isnan(m)
+        report.unlabelled = int(empty.all(axis=1).sum())
+        report.partly_labelled = int((empty.any(axis=1) & ~empty.all(axis=1)).sum())
     else:
         idx = np.asarray(cohort.label_index)
         report.label_counts = {c: int((idx == k).sum()) for k, c in enumerate(cohort.labels.classes)}

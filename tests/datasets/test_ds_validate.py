@@ -62,3 +62,16 @@ def test_bundled_nih_config_validates():
                                                    "pixel_spacing", "sex", "view"}
     assert sum(p for _, p in report.split_sizes.values()) == 160
     assert "status: OK" in report.render()
+
+
+def test_multilabel_row_with_one_empty_label_is_partly_labelled_not_unlabelled(tiny_cfg, tiny_table, tmp_path):
+    frame = pd.read_csv(tiny_table)
+    frame["a"] = [0, 1] * 6
+    frame["b"] = [1, 0] * 6
+    frame.loc[[0, 1], "a"] = None  # one label empty: still trains and scores label b
+    frame.loc[2, ["a", "b"]] = None  # both empty: unlabelled
+    path = tmp_path / "ml.csv"
+    frame.drop(columns=["label"]).to_csv(path, index=False)
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(path), label_column=["a", "b"]))
+    assert report.label_task == "multilabel" and report.unlabelled == 1 and report.partly_labelled == 2
+    assert "unlabelled rows: 1; partly labelled rows: 2" in report.render()
