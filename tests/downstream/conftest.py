@@ -19,6 +19,12 @@ TINY = [
 
 
 @pytest.fixture(scope="session")
+def tiny_overrides():
+    """The tiny model / fine-tuning overrides, for a test that builds its own cohort."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
 def synth(tmp_path_factory):
     from clinfusion.datasets.synthetic import make_synthetic_cohort
 

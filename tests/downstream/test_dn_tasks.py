@@ -52,14 +52,13 @@ def test_heads_on_other_tasks(dn_cfg, task_table, tmp_path, task):
     assert lgb_run.feature_names[int(np.argmax(gain))] == "raw_marker"
 
 
-def test_tabular_lgbm_baseline_reads_the_omics_table(tmp_path):
+def test_tabular_lgbm_baseline_reads_the_omics_table(tiny_overrides, tmp_path):
     """A genomic cohort with no clinical feature: the label is one gene's sign, so trees on the
     omics values rank the held-out rows almost perfectly (oracle AUROC 1.0); before the baseline
     read the omics it refused a cohort without clinical columns."""
     from clinfusion.config import load_config
     from clinfusion.datasets.synthetic import make_synthetic_cohort
     from clinfusion.downstream.finetune import run_finetune
-    from conftest import TINY
 
     synth = make_synthetic_cohort(tmp_path / "cg", n_patients=40, images_per_patient=2, size=16, seed=5,
                                   omics_columns=8)
@@ -71,7 +70,7 @@ def test_tabular_lgbm_baseline_reads_the_omics_table(tmp_path):
     table = tmp_path / "genomic.csv"
     frame.to_csv(table, index=False)
     clinical = [c for c in frame.columns if c not in ("id", "patient", "image", "label")]
-    cfg = load_config(None, list(synth.overrides) + TINY + [
+    cfg = load_config(None, list(synth.overrides) + tiny_overrides + [
         f"cohort.table={table}", f"cohort.exclude=[{', '.join(clinical)}]", "finetune.heads=[linear]",
         "finetune.baselines=[tabular_lgbm]", "evaluation.subgroups=[]", "finetune.epochs=1"])
     run = run_finetune(cfg, None, tmp_path / "ft", show=False)
