@@ -76,7 +76,8 @@ def _probs(logits: np.ndarray, kind: str) -> np.ndarray:
         z = logits - logits.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
+    with np.errstate(over="ignore"):  # exp(1000) = inf gives the right 0.0; numpy would warn on every such row
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 def _val_auroc(y: np.ndarray, probs: np.ndarray, kind: str, num_outputs: int) -> float:

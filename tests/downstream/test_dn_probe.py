@@ -87,3 +87,15 @@ def test_without_validation_rows_the_probe_uses_c_1():
     y = (X[:, 0] > 0).astype(float)
     fit = fit_probe(X, y, np.zeros((0, 3)), np.zeros(0), "binary", ProbeConfig(), 1)
     assert fit.C == 1.0 and np.isnan(fit.val_auroc)
+
+
+def test_probe_probabilities_of_extreme_logits_are_exact_and_quiet():
+    """Logits of +-1000 (a well-separated validation row) give 1 and 0 without numpy's overflow warning."""
+    import warnings
+
+    from clinfusion.downstream.probe import _probs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = _probs(np.array([[1000.0], [-1000.0], [0.0]]), "binary")
+    np.testing.assert_array_equal(p[:, 0], [1.0, 0.0, 0.5])

@@ -160,7 +160,11 @@ def test_lightgbm_head_on_genomic_run_attributes_omics_groups(tmp_path):
     synth = make_synthetic_cohort(tmp_path / "cg", n_patients=16, images_per_patient=2, size=16, seed=3,
                                   omics_columns=6)
     cfg = load_config(None, list(synth.overrides) + TINY + ["finetune.heads=[lightgbm]", "explain.batch_size=8",
-                                                            "model.tabular_encoder.omics_chunk_size=3"])
+                                                            "model.tabular_encoder.omics_chunk_size=3",
+                                                            # trees on the embedding alone, more rows explained:
+                                                            # the guard below must not hinge on one split
+                                                            "finetune.lightgbm.with_raw_features=false",
+                                                            "explain.max_samples=8"])
     run_dir = run_finetune(cfg, None, tmp_path / "ft", show=False)
     out = run_explain(run_dir, None, tmp_path / "xp", methods=["feature_ablation"])
     tab = pd.read_csv(out / "tabular.csv")

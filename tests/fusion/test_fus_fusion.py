@@ -46,8 +46,15 @@ def test_masked_input_does_not_change_output(name):
 
 @pytest.mark.parametrize("name", list_fusions())
 def test_every_parameter_trains(name):
+    """Every parameter gets a gradient by the second step (concat's zero-initialised last mlp
+    layer holds back its first layer for exactly one step)."""
     f = _fusion(name).train()
-    f(torch.randn(4, DI), torch.randn(4, DT), MASK).square().sum().backward()
+    opt = torch.optim.SGD(f.parameters(), lr=0.1)
+    img, tab = torch.randn(4, DI), torch.randn(4, DT)
+    for _ in range(2):
+        opt.zero_grad()
+        f(img, tab, MASK).sub(1.0).square().sum().backward()
+        opt.step()
     assert [k for k, p in f.named_parameters() if p.grad is None or p.grad.abs().sum() == 0] == []
 
 
@@ -59,18 +66,28 @@ def test_both_missing_row_is_missing_embedding_fused():
     torch.testing.assert_close(out, f.skip(x) + f.mlp(x))
 
 
-def test_untrained_concat_fusion_keeps_both_embeddings():
-    """At initialisation the skip path is an isometry: the embeddings are recoverable from the
-    fused output (exactly when dim >= Di + Dt; norms kept by the orthogonal map otherwise)."""
+def test_untrained_concat_fusion_is_the_concatenation():
+    """At initialisation the fused output IS the concatenation [img; tab; 0] when dim >= Di + Dt
+    (isometric skip path, zero-initialised mlp output), so a probe on an untrained fusion sees
+    exactly what a probe on the concatenation sees; the norm-keeping orthogonal map otherwise.
+    Once trained, the mlp adds interactions on top."""
     from clinfusion.config.schema import FusionConfig
     from clinfusion.fusion.concat import ConcatFusion
 
     torch.manual_seed(0)
     img, tab = torch.randn(5, DI), torch.randn(5, DT)
+    ones = torch.ones(5, 2, dtype=torch.bool)
     wide = ConcatFusion(FusionConfig(dim=DI + DT + 3), DI, DT)
-    out = wide(img, tab, torch.ones(5, 2, dtype=torch.bool)) - wide.mlp(torch.cat([img, tab], 1))
+    out = wide(img, tab, ones)
     torch.testing.assert_close(out[:, :DI], img)
     torch.testing.assert_close(out[:, DI:DI + DT], tab)
+    assert torch.equal(out[:, DI + DT:], torch.zeros(5, 3))
+    opt = torch.optim.SGD(wide.parameters(), lr=0.1)
+    for _ in range(3):  # fit a target the skip path alone cannot: the mlp must leave zero
+        opt.zero_grad()
+        (wide(img, tab, ones)[:, -1] - img[:, 0] * tab[:, 0]).square().mean().backward()
+        opt.step()
+    assert wide.mlp(torch.cat([img, tab], 1)).abs().max() > 1e-3
     narrow = ConcatFusion(FusionConfig(dim=(DI + DT) // 2), DI, DT)
     w = narrow.skip.weight
     torch.testing.assert_close(w @ w.T, torch.eye(w.shape[0]), atol=1e-5, rtol=0)

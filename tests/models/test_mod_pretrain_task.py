@@ -84,7 +84,8 @@ def test_each_fusion_term_sends_gradient_to_the_fusion(model, term):
     assert out[f"{term}_loss"] > 0
     torch.testing.assert_close(out["loss"], out[f"{term}_loss"])
     out["loss"].backward()
-    grads = [p.grad for p in model.fusion.mlp.parameters()]
+    # the fusion's skip path and the mlp's output layer (zero at init, so its first layer follows one step later)
+    grads = [model.fusion.skip.weight.grad] + [p.grad for p in model.fusion.mlp[-1].parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
     if term == "itm":
         assert 0.0 <= float(out["itm_acc"]) <= 1.0 and "itm_acc" not in {k for k in out if k.endswith("_loss")}

@@ -66,7 +66,10 @@ def test_itm_gradient_reaches_the_fusion_and_training_separates_pairs():
     te[:, :2] = ie[:, :2]  # a match is visible only when both inputs are combined
     out = itm(fusion, ie, te, ie[:, :3], te[:, :3])
     out["itm_loss"].backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.mlp.parameters())
+    # the mlp's output layer starts at zero: it (and the skip path) get the first gradient, its first layer the next
+    first_grads = [fusion.skip.weight.grad, *(p.grad for p in fusion.mlp[-1].parameters())]
+    assert all(g is not None and g.abs().sum() > 0 for g in first_grads)
+    start = [p.detach().clone() for p in fusion.mlp.parameters()]
     opt = torch.optim.Adam(list(fusion.parameters()) + list(itm.parameters()), lr=0.02)
     first = float(out["itm_loss"].detach())
     for _ in range(150):
@@ -76,3 +79,4 @@ def test_itm_gradient_reaches_the_fusion_and_training_separates_pairs():
         opt.step()
     assert float(out["itm_loss"].detach()) < 0.5 * first
     assert float(out["itm_acc"]) > 0.9  # always "no match" would score 2/3
+    assert all(not torch.equal(a, p) for a, p in zip(start, fusion.mlp.parameters()))  # every mlp layer learnt
