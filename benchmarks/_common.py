@@ -67,6 +67,21 @@ def git_commit() -> str:
         return "unknown"
 
 
+LIBRARY_PATHS = ("clinfusion", "configs", "pyproject.toml")  # what a benchmark's numbers depend on
+
+
+def library_changes_since(commit: str, repo: Path = HERE.parent) -> List[str]:
+    """Short hashes of the commits after ``commit`` (up to HEAD) that change :data:`LIBRARY_PATHS`:
+    a result measured at ``commit`` may differ at HEAD until re-run. ``[]`` when none, or when
+    git or the commit is unavailable (nothing is claimed then)."""
+    try:
+        out = subprocess.check_output(["git", "rev-list", "--abbrev-commit", f"{commit}..HEAD", "--",
+                                       *LIBRARY_PATHS], cwd=repo, text=True, stderr=subprocess.DEVNULL)
+    except Exception:
+        return []
+    return out.split()
+
+
 def meta(command: Optional[str] = None) -> Dict[str, Any]:
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -144,6 +159,11 @@ def regenerate_results_md() -> Path:
             f"- command: `{m['command']}`",
             "",
         ]
+        later = library_changes_since(m["commit"]) if m["commit"] != "unknown" else []
+        if later:
+            parts += [f"**Stale: the library changed after this run** ({len(later)} commit(s) touching "
+                      f"{', '.join(LIBRARY_PATHS)} since `{m['commit']}`, latest `{later[0]}`); these numbers "
+                      f"are those of `{m['commit']}` until the benchmark is re-run.", ""]
         if data.get("summary"):
             parts += [data["summary"], ""]
         for sec in data["sections"]:
