@@ -159,7 +159,7 @@ def regenerate_results_md() -> Path:
             f"- command: `{m['command']}`",
             "",
         ]
-        later = library_changes_since(m["commit"]) if m["commit"] != "unknown" else []
+        later = library_changes_since(m["commit"])  # [] for "unknown": git rejects the range
         if later:
             parts += [f"**Stale: the library changed after this run** ({len(later)} commit(s) touching "
                       f"{', '.join(LIBRARY_PATHS)} since `{m['commit']}`, latest `{later[0]}`); these numbers "
