@@ -36,7 +36,7 @@ LABELS = {
     "fused_scratch": "fused, from scratch",
 }
 FUSED = ("linear", "linear_concat", "mlp", "lightgbm", "full", "fused_scratch")
-SINGLE = ("tabular_lgbm", "image_only")  # baselines on one input (linear_image / linear_table: probes, reported)
+SINGLE = ("tabular_lgbm", "image_only", "linear_image", "linear_table")  # every model that reads one input
 
 
 def pretrain_finetune(pre_cfg: Optional[Path], pre_overrides: Sequence[str], ft_cfg: Optional[Path],
@@ -133,8 +133,8 @@ def goal_sentences(runs: pd.DataFrame, dims: int, probe_bar: float = 0.85, gap: 
 
 
 def fused_vs_single(runs: pd.DataFrame, where: str) -> str:
-    """Per label fraction and per fused model (none is picked): does its mean AUROC beat the
-    better of the two single-input baselines?"""
+    """Per label fraction and per fused model (none is picked): does its mean AUROC beat the best
+    single-input model (the two baselines and the probes on the image / table embedding alone)?"""
     parts = []
     for frac, g in runs.groupby("label_fraction"):
         mean = g.groupby("model", sort=False)["auroc"].mean()
