@@ -6,7 +6,9 @@ default server learning rate (``federated.server_lr`` 0.01) and at 0.003; both a
 each is judged on its own. They were added after an exploratory run on the planted cohort's seeds
 0-2 (24 passes, the earlier unstratified held-out split): FedAdam 0.01 scored 0.888 / 0.936 / 0.929
 and 0.003 0.862 / 0.896 / 0.906, so the FedAdam rows are not a pre-registered comparison. Since
-these runs ``fedadam`` is the config's default strategy; the FedAvg row sets it explicitly.
+these runs ``fedadam`` was the config's default strategy until ``fedavg`` replaced it on this benchmark's
+b7e52ef numbers (README "Which strategy"); every row sets its strategy explicitly, so the default does not
+enter the comparison.
 
 Three cohorts, each split into 3 sites, each site's patients split 70/30 (label-stratified) into
 pretraining rows and held-out rows (``cohort.split_column``; no held-out row is ever pretrained on):

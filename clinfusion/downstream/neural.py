@@ -6,9 +6,10 @@ Each one is a network with ``forward_batch(batch) -> logits [B, K_out]`` wrapped
 :class:`clinfusion.training.engine.Trainer`, the same loop as pretraining: DDP under
 torchrun, bf16 autocast, accumulation, atomic checkpoints with exact ``--resume``,
 ``metrics.csv`` (train loss, validation loss and AUROC per epoch) in
-``<run>/training/<fold>_frac<fraction>/<model>/``. The kept weights are those of the epoch
-with the best validation AUROC (``finetune.early_stopping``: stop after that many epochs
-without improvement); test rows never take part.
+``<run>/training/<fold>_frac<fraction>/<model>/``. The kept weights of ``full``,
+``fused_scratch`` and ``image_only`` are those of the epoch with the best validation AUROC
+(``finetune.early_stopping``: stop after that many epochs without improvement); the ``mlp``
+head keeps its last epoch by default (``finetune.mlp_keep``); test rows never take part.
 
 * ``full``: a copy of the (pre)trained :class:`MultimodalModel` + linear head, encoders at
   ``finetune.encoder_lr`` and the head at ``finetune.lr`` (Howard & Ruder 2018);
@@ -20,7 +21,9 @@ without improvement); test rows never take part.
   training rows that have an image.
 * ``mlp``: one hidden layer (``finetune.mlp_hidden``) on the frozen fused embeddings, standardised with
   the training rows' mean and std (buffers saved with the head)
-  (computed once; the engine trains the head on them).
+  (computed once; the engine trains the head on them). It keeps its last epoch
+  (``finetune.mlp_keep: last``): on a small validation set the best-AUROC epoch is a noisy pick
+  (numbers at ``mlp_keep`` in :mod:`clinfusion.config.schema`).
 """
 
 from __future__ import annotations
@@ -114,8 +117,11 @@ def cohort_dataset(data: FinetuneData, rows: np.ndarray, augment: bool = False) 
 
 
 def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset, val: Dataset,
-                    lr_by_prefix: Optional[Dict[str, float]] = None, modality_dropout: float = 0.0) -> nn.Module:
-    """Train ``net`` with the engine on ``train``; keep the epoch with the best validation AUROC.
+                    lr_by_prefix: Optional[Dict[str, float]] = None, modality_dropout: float = 0.0,
+                    keep: str = "best") -> nn.Module:
+    """Train ``net`` with the engine on ``train``; keep the epoch with the best validation AUROC
+    (``keep="best"``, with ``finetune.early_stopping``) or the last epoch (``keep="last"``: the whole
+    ``finetune.epochs`` budget; validation AUROC is still logged).
 
     Returns ``net`` with the kept weights, in eval mode.
     """
@@ -154,7 +160,8 @@ def fit_with_engine(ctx: HeadContext, net: nn.Module, name: str, train: Dataset,
                   f"training rows; using batch_size={per}", flush=True)
         cfg = cfg.model_copy(update={"batch_size": per})
     trainer = Trainer(task, cfg, work, device=ctx.device_pref, seed=ctx.seed, groups=groups,
-                      val_metrics=val_auroc, monitor="auroc", maximize=True, patience=cfg.early_stopping)
+                      val_metrics=val_auroc, monitor="auroc" if keep == "best" else None, maximize=True,
+                      patience=cfg.early_stopping if keep == "best" else None)
     trainer.fit(train, val, resume=ctx.resume)
     trainer.load_best()
     return net.eval()
@@ -211,7 +218,7 @@ def mlp(ctx: HeadContext) -> FusedPredictor:
 
     train = rows(ctx.train_rows)
     clf.head[0].fit(train.x)  # standardise with the training rows' statistics (as the linear probe does)
-    fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", train, rows(ctx.val_rows))
+    fit_with_engine(ctx, EmbeddingHead(clf.head), "mlp", train, rows(ctx.val_rows), keep=ctx.cfg.mlp_keep)
     return FusedPredictor("mlp", clf.to(data.device).eval(), ctx.info.kind, "mlp", ctx.cfg.mlp_hidden, frozen=True)
 
 

@@ -15,7 +15,7 @@ checkpoint_every_steps, log_every, progress`` (``checkpoint_every``: epochs, def
 Model selection: after each epoch the validation rows give the mean loss terms
 (:meth:`Trainer.evaluate`) plus, optionally, ``val_metrics(trainer) -> {name: value}``
 (e.g. AUROC); ``monitor`` / ``maximize`` name the value that picks ``checkpoints/best``
-(default: the lowest validation loss) and ``patience`` stops after that many epochs
+(default: the lowest validation loss; ``None``: the latest epoch, a fixed budget) and ``patience`` stops after that many epochs
 without improvement (early stopping). :meth:`Trainer.load_best` restores the kept weights.
 
 Reproducibility: the data order of epoch ``e`` depends only on ``(seed, e)`` (a fresh
@@ -106,7 +106,8 @@ class Trainer:
             no decay on norms and biases); a group's own ``lr`` overrides ``cfg.lr``.
         val_metrics: ``(trainer) -> {name: value}`` computed after each epoch on every rank
             (identical on all ranks), logged on the ``val`` row of metrics.csv.
-        monitor, maximize: the validation value choosing ``checkpoints/best``.
+        monitor, maximize: the validation value choosing ``checkpoints/best`` (None: every epoch
+            replaces it, so the kept weights are the last epoch's).
         patience: stop after this many epochs without a better ``monitor`` (None: never).
     """
 
@@ -115,7 +116,7 @@ class Trainer:
                  epoch_end: Optional[Callable[["Trainer", int], None]] = None,
                  groups: Optional[List[dict]] = None,
                  val_metrics: Optional[Callable[["Trainer"], Dict[str, float]]] = None,
-                 monitor: str = "loss", maximize: bool = False, patience: Optional[int] = None) -> None:
+                 monitor: Optional[str] = "loss", maximize: bool = False, patience: Optional[int] = None) -> None:
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.dist = D.setup_distributed(device)
         self.device = self.dist.device
@@ -381,7 +382,7 @@ class Trainer:
         if self.epoch_end is not None:
             self.epoch_end(self, p.epoch)
         p.epoch, p.step_in_epoch = p.epoch + 1, 0
-        score = float(vals.get(self.monitor, math.inf))
+        score = float(vals.get(self.monitor, math.inf)) if self.monitor is not None else math.inf
         score = -score if self.maximize else score
         if not math.isfinite(score):  # no validation (or an undefined value): best = latest
             self.save("best")

@@ -108,3 +108,37 @@ def test_finetune_modality_dropout_hides_one_input_in_training_only():
     plain = ClassifierTask(Spy(), "binary").train()  # finetune.modality_dropout 0: nothing hidden
     plain(batch)
     assert plain.model.mask.all()
+
+
+@pytest.mark.parametrize("keep", ["last", "best"])
+def test_mlp_keep_chooses_the_kept_epoch_of_the_mlp_head_only(dn_cfg, tmp_path, monkeypatch, keep):
+    """finetune.mlp_keep: "last" trains the mlp head for the whole budget and keeps the last epoch (no
+    monitored value, no early stopping); "best" keeps the best validation AUROC like full does."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    import clinfusion.training.engine as engine
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.downstream.inference import load_finetuned
+
+    seen = {}
+
+    class Spy(engine.Trainer):
+        def __init__(self, task, cfg, run_dir, *args, **kwargs):
+            seen[Path(run_dir).name] = (kwargs["monitor"], kwargs["patience"])
+            super().__init__(task, cfg, run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "Trainer", Spy)
+    cfg = dn_cfg("finetune.heads=[mlp, full]", "finetune.baselines=[]", "finetune.epochs=3",
+                 "finetune.early_stopping=1", f"finetune.mlp_keep={keep}", "evaluation.bootstrap=0",
+                 "evaluation.subgroups=[]", "evaluation.missing_modality=false")
+    run_dir = run_finetune(cfg, None, tmp_path / keep, show=False)
+    assert seen["full"] == ("auroc", 1)
+    assert seen["mlp"] == ((None, None) if keep == "last" else ("auroc", 1))
+    if keep == "last":
+        (ckpts,) = Path(run_dir).glob("training/*/mlp/checkpoints")
+        assert torch.load(ckpts / "best" / "state.pt", weights_only=True)["epoch"] == 3
+        last = load_file(str(ckpts / "last" / "model.safetensors"))
+        head = load_finetuned(run_dir, head="mlp").classifier.head
+        assert torch.equal(head[1].weight.detach().cpu(), last["head.1.weight"])

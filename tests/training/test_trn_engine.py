@@ -154,6 +154,27 @@ def test_schedule_is_linear_warmup_then_cosine():
     assert lrs == pytest.approx(ref, abs=1e-9)
 
 
+def test_no_monitor_keeps_the_last_epoch_whatever_validation_says(tmp_path):
+    """``monitor=None`` (the mlp head's ``finetune.mlp_keep: last``): the kept weights are the last
+    epoch's even when validation peaks early; validation values are still logged."""
+    scores = iter([0.9, 0.6, 0.5])  # a monitored AUROC would keep epoch 1
+
+    def val_metrics(trainer):
+        return {"auroc": next(scores)}
+
+    cfg = PretrainConfig(epochs=3, batch_size=4, progress=False)
+    trainer = Trainer(_NanAfter(bad=-1), cfg, tmp_path, device="cpu", val_metrics=val_metrics, monitor=None,
+                      maximize=True, patience=1)
+    done = trainer.fit(_Toy(), _Toy())
+    assert not done.stopped and done.epoch == 3
+    assert torch.load(tmp_path / "checkpoints" / "best" / "state.pt", weights_only=True)["epoch"] == 3
+    w_last = trainer.task.model.weight.detach().clone()
+    trainer.load_best()
+    assert torch.equal(trainer.task.model.weight.detach(), w_last)
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r["split"] == "val"]
+    assert [float(r["auroc"]) for r in rows] == [0.9, 0.6, 0.5]
+
+
 def test_best_checkpoint_follows_a_maximised_metric_and_early_stopping_stops(tmp_path):
     scores = iter([0.6, 0.8, 0.7, 0.75, 0.9, 0.95])  # best at epoch 2 (0-based 1); no better for 2 epochs -> stop
 
