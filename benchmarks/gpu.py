@@ -25,6 +25,8 @@ from __future__ import annotations
 import gc
 import math
 import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -183,6 +185,38 @@ def _plan_section() -> Dict[str, Any]:
                     "peak torch.cuda.max_memory_allocated."}
 
 
+def _result_section(title: str, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    cols = ["config", "encoder", "image", "precision", "max batch", "samples/s", "ms/step", "TFLOP/step",
+            "TFLOP/s", "peak TFLOP/s", "MFU", "peak GB", "trainer batch", "toolkit samples/s", "toolkit MFU",
+            "step/bare", "data-wait share", "num_workers"]
+    return {"title": title, "columns": cols, "rows": rows,
+            "note": "max batch: doubling until CUDA OOM or the cap; samples/s, ms/step, MFU and peak "
+                    "memory of the bare step at that batch (bf16 autocast on CUDA, the config's "
+                    "activation checkpointing); TFLOP/step: FlopCounterMode over one forward + backward "
+                    "without checkpointing at a small batch, scaled to 'max batch' (model FLOPs; "
+                    "optimizer not counted); MFU = TFLOP/step / step time / 'peak TFLOP/s' (bf16 dense "
+                    "data-sheet peak of the device). Toolkit columns: the real Trainer (engine + "
+                    "loader decoding images from disk, the config's num_workers) at 'trainer batch' "
+                    "(the config's batch): samples/s and MFU from its median step including data wait "
+                    "(model FLOPs per sample x trainer batch / step time / peak); step/bare and "
+                    "data-wait share from the same run."}
+
+
+def _summary(rows: List[Dict[str, Any]], gpu: str) -> str:
+    """One sentence per measured configuration, computed from its row."""
+    done = [r for r in rows if "samples/s" in r]
+    failed = [r["config"] for r in rows if "samples/s" not in r]
+    parts = [f"On {gpu}:"]
+    for r in done:
+        parts.append(f"{r['config']} reaches {r['samples/s']:,.0f} samples/s (bare step, batch {r['max batch']}, "
+                     f"MFU {r['MFU']:.2f}); the toolkit's step at batch {r['trainer batch']} is "
+                     f"{r['step/bare']:.2f}x the bare step ({'within' if r['step/bare'] <= 1.10 else 'above'} "
+                     f"the 1.10 goal) and waits for data {100 * r['data-wait share']:.0f}% of the time.")
+    if failed:
+        parts.append(f"Failed: {', '.join(failed)} (see the table).")
+    return " ".join(parts)
+
+
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--configs", nargs="*", default=None, choices=sorted(CONFIGS))
@@ -198,29 +232,25 @@ def main(argv: List[str] | None = None) -> int:
     if device.type == "cuda" or args.tiny:
         specs = TINY if args.tiny else CONFIGS
         names = [n for n in (args.configs or list(specs)) if n in specs]
-        rows = []
+        rows: List[Dict[str, Any]] = []
+        title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
         with tempfile.TemporaryDirectory(prefix="cf_gpu_") as tmp:
-            for n in names:
+            for i, n in enumerate(names):
+                t0 = time.perf_counter()
                 try:
                     rows.append(measure_config(n, specs[n], Path(tmp) / n, device))
                 except Exception as exc:  # noqa: BLE001 - one failing config must not hide the others
+                    traceback.print_exc()
                     rows.append({"config": n, "encoder": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})
                 _free()
-        cols = ["config", "encoder", "image", "precision", "max batch", "samples/s", "ms/step", "TFLOP/step",
-                "TFLOP/s", "peak TFLOP/s", "MFU", "peak GB", "trainer batch", "toolkit samples/s", "toolkit MFU",
-                "step/bare", "data-wait share", "num_workers"]
-        title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
-        sections.append({"title": title, "columns": cols, "rows": rows,
-                         "note": "max batch: doubling until CUDA OOM or the cap; samples/s, ms/step, MFU and peak "
-                                 "memory of the bare step at that batch (bf16 autocast on CUDA, the config's "
-                                 "activation checkpointing); TFLOP/step: FlopCounterMode over one forward + backward "
-                                 "without checkpointing at a small batch, scaled to 'max batch' (model FLOPs; "
-                                 "optimizer not counted); MFU = TFLOP/step / step time / 'peak TFLOP/s' (bf16 dense "
-                                 "data-sheet peak of the device). Toolkit columns: the real Trainer (engine + "
-                                 "loader decoding images from disk, the config's num_workers) at 'trainer batch' "
-                                 "(the config's batch): samples/s and MFU from its median step including data wait "
-                                 "(model FLOPs per sample x trainer batch / step time / peak); step/bare and "
-                                 "data-wait share from the same run."})
+                print(f"{n}: {time.perf_counter() - t0:.0f} s", flush=True)
+                if i + 1 < len(names):  # a run killed later keeps the configurations already measured
+                    _cli.write(NAME, args, sections + [_result_section(title, rows)], argv,
+                               extra={**extra, "summary": f"Partial: {i + 1} of {len(names)} configurations measured "
+                                                          "(the run did not finish)."})
+        sections.append(_result_section(title, rows))
+        if device.type == "cuda":
+            extra["summary"] = _summary(rows, torch.cuda.get_device_name(device))
     _cli.write(NAME, args, sections, argv, extra=extra)
     return 0
 
