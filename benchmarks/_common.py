@@ -157,6 +157,7 @@ def regenerate_results_md() -> Path:
             f"- machine: {mach['cpu']}, {mach['cores']} cores, {gpu}",
             f"- versions: {vers}",
             f"- command: `{m['command']}`",
+            *([f"- run note: {m['note']}"] if m.get("note") else []),
             "",
         ]
         later = library_changes_since(m["commit"])  # [] for "unknown": git rejects the range
