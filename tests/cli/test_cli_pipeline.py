@@ -70,9 +70,19 @@ def test_evaluate_and_predict(pipeline):
     ft, root = pipeline["ft"], pipeline["root"]
     assert main(["evaluate", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "ev")]) == 0
     m = json.loads((root / "ev" / "metrics.json").read_text())
-    assert 0.0 <= m["auroc"] <= 1.0
     assert main(["predict", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "p.csv")]) == 0
-    assert len(pd.read_csv(root / "p.csv")) == len(pd.read_csv(pipeline["syn"].table))
+    table, pred = pd.read_csv(pipeline["syn"].table), pd.read_csv(root / "p.csv")
+    assert len(pred) == len(table)
+    # evaluate's metrics are those of predict's probabilities against the table's labels (scored by sklearn)
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    both = table.merge(pred, on="id", validate="one_to_one")
+    assert m["n"] == len(both) == len(table)
+    assert m["auroc"] == pytest.approx(roc_auc_score(both["label"], both["prob_1"]), abs=1e-9)
+    assert m["accuracy"] == pytest.approx(accuracy_score(both["label"], both["predicted"]), abs=1e-9)
+    # the whole table includes the run's training and validation rows, and evaluate says how many
+    seen = pd.read_csv(ft / "splits.csv", dtype=str).query("split in ['train', 'val']")
+    assert 0 < m["rows_seen_in_training"] == len(seen) < len(table)
     # an existing output is never overwritten without --overwrite
     assert main(["predict", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "p.csv")]) == 2
 

@@ -112,6 +112,15 @@ def test_finetune_on_a_federated_run(fed_cohort, tmp_path):
           "evaluation.bootstrap=0", "split.val_fraction=0.2", "split.test_fraction=0.2"]
     assert main(["finetune", _cfg(tmp_path), *args, *ft, "--pretrained", str(tmp_path / "fed"), "--out", str(tmp_path / "ft")]) == 0
     assert (tmp_path / "ft" / "metrics.json").is_file()
+    # the probe reads the federated weights, unchanged: compare with the checkpoint file itself
+    from safetensors.torch import load_file
+
+    from clinfusion.downstream.inference import load_finetuned
+
+    saved = load_file(str(tmp_path / "fed" / "checkpoints" / "best" / "model.safetensors"))
+    saved = {k.removeprefix("model."): v for k, v in saved.items()}
+    got = load_finetuned(tmp_path / "ft", head="linear").classifier.model.state_dict()
+    assert got and all(torch.equal(got[k], saved[k]) for k in got)
     emb = tmp_path / "emb.parquet"
     assert main(["embed", str(tmp_path / "fed"), "--cohort", str(fed_cohort.table), "--out", str(emb)]) == 0
     assert len(pd.read_parquet(emb)) == len(pd.read_csv(fed_cohort.table))
@@ -136,6 +145,10 @@ def test_client_side_dp_clips_each_update_and_is_recorded(fed_cohort, tmp_path):
     plain, _, _ = update_norm([])
     clipped, extra, cfg = update_norm(["federated.dp_noise_multiplier=0.000001", "federated.dp_clipping_norm=0.05"])
     assert plain > 0.5 and clipped <= 0.05 + 1e-3  # every site's update clipped to 0.05: so is their mean
+    # a bound that never binds (noise std 1e-9 x 1000): the DP path passes every site's update on whole
+    loose, _, _ = update_norm(["federated.dp_noise_multiplier=0.000000001", "federated.dp_clipping_norm=1000",
+                               "federated.rounds=1"])
+    assert loose == pytest.approx(plain, rel=1e-3)
     assert extra["dp_noise_multiplier"] == 1e-6 and extra["dp_clipping_norm"] == 0.05
     assert cfg.federated.dp_clipping_norm == 0.05
 
