@@ -162,8 +162,14 @@ def test_fedbn_keeps_each_sites_normalisation_layers(fed_cohort, tmp_path):
     grid = LocalGrid(apps.client_app, [{"site": s.name, "table": s.table} for s in site_specs(cfg)])
     run = apps.serve(grid, cfg, prepare_run_dir(tmp_path / "run", False))
     task, _ = load_task(run, cfg)
-    local = [ctx.state["local_norm"].to_torch_state_dict() for ctx in grid.contexts.values()]
-    weights = pd.read_csv(run / "metrics.csv").query("round == 2 and site != 'all'")["examples"].to_numpy()
+    local = {ctx.node_config["site"]: ctx.state["local_norm"].to_torch_state_dict() for ctx in grid.contexts.values()}
+    # FedAvg weights: each site's training rows, counted here from the table (no validation split in TINY)
+    rows = pd.read_csv(fed_cohort.table)["site"].astype(str).value_counts()
+    assert rows.nunique() > 1  # unequal sites, or any weights would do
+    logged = pd.read_csv(run / "metrics.csv").query("round == 2 and site != 'all'").set_index("site")["examples"]
+    assert logged.to_dict() == {s: rows[s] for s in logged.index}
+    local = [local[s] for s in rows.index]
+    weights = rows.to_numpy().astype(float)
     key = next(k for k in local[0] if k.endswith("N.weight"))  # a BatchNorm scale of the image encoder
     assert not torch.allclose(local[0][key], local[1][key])  # each site kept its own
     mean = sum(w * loc[key] for w, loc in zip(weights / weights.sum(), local))
