@@ -136,9 +136,16 @@ def test_empty_blocks(kind):
     s = {"numeric_only": TableSchema(numeric=["a"]),
          "categorical_only": TableSchema(categorical=["c"], cat_cardinalities=[4]),
          "omics_only": TableSchema(omics_columns=["x", "y", "z"])}[kind]
-    enc = TabularEncoder(CFG, s)
-    out = enc.forward_tokens(**_batch(2, s))
+    enc = TabularEncoder(CFG, s).eval()
+    b = _batch(2, s)
+    out = enc.forward_tokens(**b)
     assert out.shape == (2, 2, 16) and torch.isfinite(out).all()
+    # the one block's token, and the embedding, follow its values (a block that ignored them would not move)
+    key = {"numeric_only": "num", "categorical_only": "cat", "omics_only": "omics"}[kind]
+    other = dict(b, **{key: (b[key] + 1) % 4 if key == "cat" else b[key] + 1.0})
+    with torch.no_grad():
+        assert not torch.allclose(enc.forward_tokens(**other)[:, 1], enc.forward_tokens(**b)[:, 1])
+        assert not torch.allclose(enc(**other), enc(**b))
 
 
 def test_forward_from_tokens_matches_forward_and_checkpointing():
