@@ -17,7 +17,8 @@ For each configuration (2D 224 px ResNet-50 and ViT-S from
 Without a GPU it writes a section saying so (and what it would measure). ``--tiny`` runs
 the whole pipeline on toy sizes on whatever device there is (a CPU dry run: not GPU figures).
 
-    python -m benchmarks.gpu [--tiny] [--configs 2d_resnet50 2d_vit_small 3d_resnet18] [--results-dir DIR]
+    python -m benchmarks.gpu [--tiny] [--configs 2d_resnet50 2d_vit_small 3d_resnet18] [--set KEY=VALUE ...]
+                             [--results-dir DIR]
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ def _summary(rows: List[Dict[str, Any]], gpu: str) -> str:
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--configs", nargs="*", default=None, choices=sorted(CONFIGS))
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides added to every configuration (e.g. pretrain.losses.itm=0.5)")
     args = p.parse_args(argv)
     _cli.setup(args)
     device = pick_device(args.device)
@@ -238,7 +241,8 @@ def main(argv: List[str] | None = None) -> int:
             for i, n in enumerate(names):
                 t0 = time.perf_counter()
                 try:
-                    rows.append(measure_config(n, specs[n], Path(tmp) / n, device))
+                    spec = dict(specs[n], overrides=list(specs[n]["overrides"]) + list(args.set))
+                    rows.append(measure_config(n, spec, Path(tmp) / n, device))
                 except Exception as exc:  # noqa: BLE001 - one failing config must not hide the others
                     traceback.print_exc()
                     rows.append({"config": n, "encoder": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})

@@ -40,3 +40,18 @@ def test_summary_states_each_configurations_goal_verdict_and_the_failures():
     assert "1.04x the bare step (within the 1.10 goal)" in text and "waits for data 2%" in text
     assert "1.25x the bare step (above the 1.10 goal)" in text and "waits for data 40%" in text
     assert text.endswith("Failed: broken (see the table).")
+
+
+def test_set_adds_overrides_to_every_configuration(tmp_path, monkeypatch):
+    seen = {}
+
+    def measure(name, spec, work, device):
+        seen[name] = spec["overrides"]
+        return {"config": name, "samples/s": 1.0}
+
+    monkeypatch.setattr(gpu, "measure_config", measure)
+    gpu.main(["--tiny", "--results-dir", str(tmp_path), "--set", "pretrain.losses.itm=0.5"])
+    assert set(seen) == set(gpu.TINY)
+    for name, overrides in seen.items():
+        assert overrides == list(gpu.TINY[name]["overrides"]) + ["pretrain.losses.itm=0.5"]
+    assert "pretrain.losses.itm=0.5" not in gpu.TINY["2d_resnet50"]["overrides"]  # the table itself is untouched
