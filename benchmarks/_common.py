@@ -72,35 +72,18 @@ LIBRARY_PATHS = ("clinfusion", "configs", "pyproject.toml")  # what a benchmark'
 
 def library_changes_since(commit: str, repo: Path = HERE.parent) -> List[str]:
     """Short hashes of the commits after ``commit`` (up to HEAD) that change :data:`LIBRARY_PATHS`:
-    a result measured at ``commit`` may differ at HEAD until re-run. A commit that only rewords
-    comments of YAML configs (each file parses to the same data before and after) changes no
-    number and is not counted. ``[]`` when none, or when git or the commit is unavailable
-    (nothing is claimed then)."""
-    try:
-        out = subprocess.check_output(["git", "rev-list", "--abbrev-commit", f"{commit}..HEAD", "--",
-                                       *LIBRARY_PATHS], cwd=repo, text=True, stderr=subprocess.DEVNULL)
-    except Exception:
-        return []
-    return [c for c in out.split() if not _only_yaml_comments(c, repo)]
-
-
-def _only_yaml_comments(commit: str, repo: Path) -> bool:
-    """Whether ``commit`` changes, among :data:`LIBRARY_PATHS`, only YAML files whose parsed data is
-    the same before and after (comments, layout); any doubt (a new or deleted file, a parse error)
-    counts as a change."""
-    import yaml
-
+    a result measured at ``commit`` may differ at HEAD until re-run. ``[]`` when those paths are the
+    same at HEAD as at ``commit`` (e.g. a change and its revert), when none changed, or when git or
+    the commit is unavailable (nothing is claimed then)."""
     def git(*args: str) -> str:
         return subprocess.check_output(["git", *args], cwd=repo, text=True, stderr=subprocess.DEVNULL)
 
     try:
-        files = git("diff", "--name-only", f"{commit}^1", commit, "--", *LIBRARY_PATHS).split()
-        if not files or not all(f.endswith((".yaml", ".yml")) for f in files):
-            return False
-        return all(yaml.safe_load(git("show", f"{commit}^1:{f}")) == yaml.safe_load(git("show", f"{commit}:{f}"))
-                   for f in files)
+        if not git("diff", "--name-only", commit, "HEAD", "--", *LIBRARY_PATHS).strip():
+            return []
+        return git("rev-list", "--abbrev-commit", f"{commit}..HEAD", "--", *LIBRARY_PATHS).split()
     except Exception:
-        return False
+        return []
 
 
 def meta(command: Optional[str] = None) -> Dict[str, Any]:

@@ -42,18 +42,14 @@ def test_a_library_commit_makes_it_stale_and_is_named(repo):
     assert library_changes_since("0000000", repo) == []  # an unknown commit claims nothing
 
 
-def test_a_config_commit_counts_only_when_it_changes_the_configs_data(repo):
-    (repo / "configs").mkdir()
-    (repo / "configs" / "c.yaml").write_text("# lr chosen on validation\npretrain:\n  lr: 0.001\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "config")
+def test_a_change_and_its_revert_leave_the_result_current(repo):
     measured = _git(repo, "rev-parse", "--short", "HEAD")
-    reworded = "# lr chosen on validation (0.874 at seed 0)\npretrain:\n  lr: 0.001  # ok\n"
-    (repo / "configs" / "c.yaml").write_text(reworded)
+    (repo / "clinfusion" / "a.py").write_text("x = 2  # reworded\n")
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "comments only")
-    assert library_changes_since(measured, repo) == []  # the same data: no number can move
-    (repo / "configs" / "c.yaml").write_text("pretrain:\n  lr: 0.002\n")
+    _git(repo, "commit", "-q", "-m", "change")
+    changed = _git(repo, "rev-parse", "--short", "HEAD")
+    assert library_changes_since(measured, repo) == [changed]
+    (repo / "clinfusion" / "a.py").write_text("x = 1\n")
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "a value")
-    assert library_changes_since(measured, repo) == [_git(repo, "rev-parse", "--short", "HEAD")]
+    _git(repo, "commit", "-q", "-m", "revert")
+    assert library_changes_since(measured, repo) == []  # the library is as measured: no number can move
