@@ -61,11 +61,11 @@ def command(name: str, argv: Optional[List[str]] = None) -> str:
 
 
 def write(name: str, args: argparse.Namespace, sections: List[Dict[str, Any]], argv: Optional[List[str]] = None,
-          extra: Optional[Dict[str, Any]] = None) -> Path:
-    """Write the result JSON; regenerates RESULTS.md only when ``--results-dir`` is the default."""
+          extra: Optional[Dict[str, Any]] = None, file_name: Optional[str] = None) -> Path:
+    """Write ``<file_name or name>.json``; regenerates RESULTS.md only when ``--results-dir`` is the default."""
     results_dir = Path(args.results_dir).resolve()
     default = results_dir == RESULTS_DIR.resolve()
-    path = write_result(name, sections, command(name, argv), extra=extra, regenerate=default,
+    path = write_result(file_name or name, sections, command(name, argv), extra=extra, regenerate=default,
                         results_dir=RESULTS_DIR if default else results_dir)
     print(f"wrote {path}")
     return path

@@ -1,7 +1,7 @@
 """GPU throughput of realistic configurations: samples/s, MFU, step/bare ratio, data wait, memory.
 
 For each configuration (2D 224 px ResNet-50 and ViT-S from
-``configs/realistic_2d_gpu.yaml``; 3D 96^3 ResNet-18 from
+``configs/realistic_2d_gpu.yaml``; 3D 96^3 ResNet-18 and ViT-S from
 ``configs/ct_3d.yaml``), on a synthetic cohort of that size:
 
 1. the real Trainer at the config's batch (or the largest that fits, if smaller), with the
@@ -17,8 +17,11 @@ For each configuration (2D 224 px ResNet-50 and ViT-S from
 Without a GPU it writes a section saying so (and what it would measure). ``--tiny`` runs
 the whole pipeline on toy sizes on whatever device there is (a CPU dry run: not GPU figures).
 
-    python -m benchmarks.gpu [--tiny] [--configs 2d_resnet50 2d_vit_small 3d_resnet18] [--set KEY=VALUE ...]
-                             [--results-dir DIR]
+    python -m benchmarks.gpu [--tiny] [--configs 2d_resnet50 2d_vit_small 3d_resnet18 3d_vit_small]
+                             [--set KEY=VALUE ...] [--name NAME] [--results-dir DIR]
+
+``--name`` writes ``<NAME>.json`` instead of ``gpu.json`` (e.g. one file per ``--set``), so runs
+with other settings stand beside the default run in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ CONFIGS: Dict[str, Dict[str, Any]] = {
                          overrides=["model.image_encoder.name=vit_small"]),
     "3d_resnet18": dict(config=CFG_3D, dims=3, size=96, start=4, cap=256,
                         overrides=["model.image_encoder.name=resnet18", "image.intensity.mode=scale"]),
+    "3d_vit_small": dict(config=CFG_3D, dims=3, size=96, start=4, cap=512,  # 6^3 patches of 16^3 (MAE needs a ViT)
+                         overrides=["model.image_encoder.name=vit_small", "image.intensity.mode=scale"]),
 }
 _TINY_MODEL = ["model.image_encoder.name=cnn_tiny", "model.image_encoder.width=4", "pretrain.num_workers=0",
                "model.tabular_encoder.hidden_size=16", "model.tabular_encoder.num_layers=1",
@@ -223,7 +228,9 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", default=None, choices=sorted(CONFIGS))
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides added to every configuration (e.g. pretrain.losses.itm=0.5)")
+    p.add_argument("--name", default=NAME, help="result file name (<name>.json); default 'gpu'")
     args = p.parse_args(argv)
+    name = args.name
     _cli.setup(args)
     device = pick_device(args.device)
     sections: List[Dict[str, Any]] = []
@@ -237,6 +244,8 @@ def main(argv: List[str] | None = None) -> int:
         names = [n for n in (args.configs or list(specs)) if n in specs]
         rows: List[Dict[str, Any]] = []
         title = "GPU throughput" if device.type == "cuda" else "CPU dry run of the GPU benchmark (toy sizes; not GPU figures)"
+        if args.set:
+            title += f" with {' '.join(args.set)}"
         with tempfile.TemporaryDirectory(prefix="cf_gpu_") as tmp:
             for i, n in enumerate(names):
                 t0 = time.perf_counter()
@@ -251,11 +260,11 @@ def main(argv: List[str] | None = None) -> int:
                 if i + 1 < len(names):  # a run killed later keeps the configurations already measured
                     _cli.write(NAME, args, sections + [_result_section(title, rows)], argv,
                                extra={**extra, "summary": f"Partial: {i + 1} of {len(names)} configurations measured "
-                                                          "(the run did not finish)."})
+                                                          "(the run did not finish)."}, file_name=name)
         sections.append(_result_section(title, rows))
         if device.type == "cuda":
             extra["summary"] = _summary(rows, torch.cuda.get_device_name(device))
-    _cli.write(NAME, args, sections, argv, extra=extra)
+    _cli.write(NAME, args, sections, argv, extra=extra, file_name=name)
     return 0
 
 

@@ -55,3 +55,15 @@ def test_set_adds_overrides_to_every_configuration(tmp_path, monkeypatch):
     for name, overrides in seen.items():
         assert overrides == list(gpu.TINY[name]["overrides"]) + ["pretrain.losses.itm=0.5"]
     assert "pretrain.losses.itm=0.5" not in gpu.TINY["2d_resnet50"]["overrides"]  # the table itself is untouched
+
+
+def test_name_writes_its_own_file_and_the_title_names_the_overrides(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu, "measure_config", lambda name, spec, work, device: {"config": name, "samples/s": 1.0})
+    gpu.main(["--tiny", "--results-dir", str(tmp_path), "--name", "gpu_terms", "--set", "pretrain.losses.mae=1.0"])
+    assert not (tmp_path / "gpu.json").exists()
+    data = json.loads((tmp_path / "gpu_terms.json").read_text())
+    assert data["name"] == "gpu_terms"
+    assert data["meta"]["command"].startswith("python -m benchmarks.gpu ")  # the module run, not the file name
+    assert "--name gpu_terms" in data["meta"]["command"]
+    assert [s["title"] for s in data["sections"] if "dry run" in s["title"]] == [
+        "CPU dry run of the GPU benchmark (toy sizes; not GPU figures) with pretrain.losses.mae=1.0"]
