@@ -3,6 +3,7 @@
 (a) the real Trainer/PretrainTask step on real CohortDataset/DataLoader batches vs a bare
     forward + backward + AdamW step on preloaded tensors (goal: ratio <= 1.10);
 (a2) the same with the fusion terms ITM + masked_fused on (goal: ratio <= 1.10);
+(a2b) the same with MAE + ITM + masked_fused on, image encoder ViT-Tiny (MAE needs a ViT) (goal: ratio <= 1.10);
 (a3) the fine-tuning step (the ``full`` head's ClassifierTask on the same engine) vs its bare
     step (goal: ratio <= 1.10);
 (b) loader workers 0 / 1 / 2 on 2D 224 px PNG / JPEG and 3D 96^3 NIfTI read from disk, inside
@@ -26,7 +27,7 @@ from __future__ import annotations
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -37,6 +38,17 @@ from benchmarks._timing import median as _median
 NAME = "speed"
 STEP_GOAL, WAIT_GOAL = 1.10, 0.05
 FUSION_TERMS = ["pretrain.losses.itm=1.0", "pretrain.losses.masked_fused=1.0"]  # (a2): the fusion learns too
+
+
+def _term_runs(tiny: bool) -> List[Tuple[str, str, List[str]]]:
+    """(skip key, section title, overrides) of the step measured again with issue 12's terms on:
+    (a2) ITM + masked_fused on the config's encoder; (a2b) MAE as well, which needs a ViT (ViT-Tiny,
+    its own width; 16 at --tiny)."""
+    vit = ["model.image_encoder.name=vit_tiny", f"model.image_encoder.width={16 if tiny else 'null'}",
+           "model.image_encoder.pool=avg", "model.image_encoder.stem_stride=null"]  # the CNN-only keys at their defaults
+    return [("fusion", "(a2) Training step with ITM + masked_fused on: toolkit vs bare", FUSION_TERMS),
+            ("mae", "(a2b) Training step with MAE + ITM + masked_fused on (ViT-Tiny image encoder): toolkit vs bare",
+             vit + FUSION_TERMS + ["pretrain.losses.mae=1.0"])]
 
 
 def _step_section(r: Dict[str, Any], label: str) -> Dict[str, Any]:
@@ -126,7 +138,7 @@ def main(argv: List[str] | None = None) -> int:
 
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--config", type=Path, default=DEMO_PRETRAIN)
-    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "finetune", "loader", "dist", "explain"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "mae", "finetune", "loader", "dist", "explain"])
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     args = p.parse_args(argv)
     _cli.setup(args)
@@ -145,16 +157,17 @@ def main(argv: List[str] | None = None) -> int:
             step["num_workers"] = cfg.pretrain.num_workers
             headline["step_ratio"] = step["ratio"]
             sections.append(_step_section(step, label))
-        if "fusion" not in args.skip:  # (a) again with the fusion terms of issue 12 on (same goal)
+        for key, title, terms in _term_runs(tiny):  # (a2), (a2b): (a) again with issue 12's terms on (same goal)
+            if key in args.skip:
+                continue
             try:
-                fcfg = load_run_config(args.config, ov + list(args.overrides) + FUSION_TERMS, device.type)
-                r = _step_overhead.measure(fcfg, work / "run_fusion", device, warmup=1 if tiny else 2)
-                r["num_workers"] = fcfg.pretrain.num_workers
-                headline["step_ratio_fusion_terms"] = r["ratio"]
-                sec = _step_section(r, label + ", + " + " ".join(FUSION_TERMS))
-                sections.append(dict(sec, title="(a2) Training step with ITM + masked_fused on: toolkit vs bare"))
+                tcfg = load_run_config(args.config, ov + list(args.overrides) + terms, device.type)
+                r = _step_overhead.measure(tcfg, work / f"run_{key}", device, warmup=1 if tiny else 2)
+                r["num_workers"] = tcfg.pretrain.num_workers
+                headline[f"step_ratio_{key}_terms"] = r["ratio"]
+                sections.append(dict(_step_section(r, label + ", + " + " ".join(terms)), title=title))
             except Exception as exc:  # noqa: BLE001
-                sections.append(_failed("(a2) Training step with ITM + masked_fused on: toolkit vs bare", exc))
+                sections.append(_failed(title, exc))
         if "finetune" not in args.skip:  # (a3) fine-tuning runs on the same engine (same goal)
             title = "(a3) Fine-tuning step (full head): toolkit vs bare"
             try:

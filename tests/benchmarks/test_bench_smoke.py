@@ -58,6 +58,9 @@ def test_speed(tmp_path):
     assert step["ratio"] > 0
     fusion = _section(data, "(a2)")["rows"][0]  # ITM + masked_fused on
     _finite([fusion], "ratio", "trainer ms", "bare ms")
+    mae = _section(data, "(a2b)")["rows"][0]  # MAE + ITM + masked_fused on a ViT
+    _finite([mae], "ratio", "trainer ms", "bare ms")
+    assert "pretrain.losses.mae=1.0" in mae["config"] and "vit_tiny" in mae["config"]
     finetune = _section(data, "(a3)")["rows"][0]  # the fine-tuning step on the same engine
     _finite([finetune], "ratio", "trainer ms", "bare ms")
     loader = _section(data, "(b)")
