@@ -415,9 +415,13 @@ def server_main(grid: Grid, context: Context) -> None:
     cfg = load_config(str(rc["config"]), overrides)
     resume, overwrite = bool(rc.get("resume", False)), bool(rc.get("overwrite", False))
     run_dir = prepare_run_dir(str(rc["out"]), overwrite, resume)
+    error = run_dir / "error.txt"
+    error.unlink(missing_ok=True)  # a failed earlier run's line must not outlive the run that resumes it
     try:
         serve(grid, cfg, run_dir, resume)
-    except ClinfusionError as exc:  # one line in the SuperLink log and in the run folder
-        (run_dir / "error.txt").write_text(f"{exc}\n")
+    except ClinfusionError as exc:  # one line in the run folder (read by submit_deployment) and the SuperLink log
+        error.write_text(f"{exc}\n")
         print(f"error: {exc}")
-        raise SystemExit(2) from None
+        # an Exception (not SystemExit): Flower's ServerApp runner then reports the run FAILED at once;
+        # a SystemExit skipped that report and `flwr run` waited for the task's heartbeat to expire (~60 s)
+        raise RuntimeError(str(exc)) from None
