@@ -134,7 +134,7 @@ def test_supernode_silent_mid_run_is_one_line_then_the_run_resumes(federation, f
     assert first == (f"error: site(s) 'B' did not answer round 2 within federated.round_timeout_s={timeout}s "
                      "(dropped out); checkpoints/last holds round 1: restart the site and continue with --resume")
     # not a hang: the line comes after the round timeout, bounded (on main about a minute late, when
-    # Flower's task heartbeat expires; branch `next` reports at once and checks < timeout + 20 s)
+    # Flower's task heartbeat expires; the fix reports at once and checks < timeout + 20 s)
     after = waited - (watcher.stopped_at - t0)
     assert timeout <= after < timeout + 120
     metrics = pd.read_csv(run / "metrics.csv")
@@ -148,5 +148,5 @@ def test_supernode_silent_mid_run_is_one_line_then_the_run_resumes(federation, f
     assert sorted(metrics.loc[metrics["round"] == 2, "site"]) == ["A", "B", "all"]
     if rc != 0 and err == first:
         pytest.xfail("known bug on main: the finished resume is reported as failed, because the first run's "
-                     "error.txt is still in the run folder (fixed on branch `next`, to land with a full benchmark re-run)")
+                     "error.txt is still in the run folder (fix on the branch that lands with the next full benchmark re-run)")
     assert rc == 0, err
