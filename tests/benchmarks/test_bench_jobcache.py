@@ -113,3 +113,48 @@ def test_label_efficiency_started_again_skips_the_finished_cohort_draws(tmp_path
     with pytest.raises(KeyboardInterrupt):  # started again: the first draw computed is the one not finished
         le.main(argv)
     assert len(seen) == 2 and seen[1] != done
+
+
+def _killed_after_first(seen):
+    """A job that finishes once and is killed on every later call (records each call's first argument)."""
+    def job(first, *rest):
+        seen.append(first)
+        if len(seen) > 1:
+            raise KeyboardInterrupt
+        return job.value
+    return job
+
+
+def test_federated_started_again_skips_the_finished_part(tmp_path, monkeypatch):
+    from benchmarks import federated
+
+    seen = []
+    job = _killed_after_first(seen)
+    job.value = {"title": "t", "columns": ["v"], "rows": [{"v": 1}], "verdict": {"text": "ok"}}
+    monkeypatch.setattr(federated, "compare", job)
+    argv = ["--budget", "tiny", "--parts", "synthetic", "nih", "--results-dir", str(tmp_path / "r"),
+            "--cache-dir", str(tmp_path / "c")]
+    with pytest.raises(KeyboardInterrupt):
+        federated.main(argv)
+    with pytest.raises(KeyboardInterrupt):
+        federated.main(argv)
+    assert len(seen) == 3 and seen[0] != seen[1] == seen[2]  # the second run went straight to the second part
+
+
+def test_explain_quality_started_again_skips_the_finished_dimension(tmp_path, monkeypatch):
+    from benchmarks import explain_quality
+
+    seen = []
+    job = _killed_after_first(seen)
+    methods = {"integrated_gradients": 1.0}
+    job.value = {"pointing": {**methods, "input image (baseline)": 0.3}, "deletion_minus_random": {"integrated_gradients": -0.1},
+                 "randomization_rho": {"integrated_gradients": 0.1}, "samples_per_s": {"integrated_gradients": 5.0},
+                 "auroc": {"all": 0.9, "no image": 0.7, "no table": 0.8}, "oracle": {"both": 0.95, "image": 0.8, "table": 0.8},
+                 "n_positive_test": 10, "marker_rank": 1, "top_feature": "marker"}
+    monkeypatch.setattr(explain_quality, "_measure", lambda root, dims, sz, device: job(dims))
+    argv = ["--dims", "2", "3", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")]
+    with pytest.raises(KeyboardInterrupt):
+        explain_quality.main(argv)
+    with pytest.raises(KeyboardInterrupt):
+        explain_quality.main(argv)
+    assert seen == [2, 3, 3]
