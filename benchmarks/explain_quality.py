@@ -18,7 +18,9 @@ Also the classifier's test AUROC beside the Bayes oracles of the planted truth, 
 per method. ``--tiny`` runs a seconds-long smoke version (bars not expected).
 
     python -m benchmarks.explain_quality [--tiny] [--dims 2 3] [--intensity window|scale|zscore|none]
-                                         [--device auto|cpu|cuda] [--results-dir DIR]
+                                         [--device auto|cpu|cuda] [--results-dir DIR] [--cache-dir DIR | --no-cache]
+
+Each spatial dimension's run is kept once finished (benchmarks._jobcache): the same command after a kill goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
-from benchmarks import _cli
+from benchmarks import _cli, _jobcache
 from benchmarks._device import pick_device
 
 NAME = "explain_quality"
@@ -73,6 +75,12 @@ def _pointing(maps: torch.Tensor, rows: List[Dict[str, Any]], size: int) -> List
         at = np.unravel_index(m, maps.shape[1:])
         out.append(bool(blob_mask(r["centre"], r["radius"] + 1.0, size)[at]))
     return out
+
+
+def _measure(root: Path, dims: int, sz: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """Fine-tune and evaluate one spatial dimension (what the job cache keeps)."""
+    run_dir, synth = _finetune(root, dims, sz, device.type)
+    return _evaluate(run_dir, synth, device)
 
 
 def _evaluate(run_dir: Path, synth: Any, device: torch.device) -> Dict[str, Any]:
@@ -156,6 +164,7 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--intensity", default="window", choices=["window", "none", "scale", "zscore"],
                    help="image.intensity.mode (default: the cohort's fixed window); per-image 'scale' lets a "
                         "model read the pattern from the global intensity range instead of its place")
+    _jobcache.add_options(p)
     args = p.parse_args(argv)
     _cli.setup(args)
     device = pick_device(args.device)
@@ -166,10 +175,15 @@ def main(argv: List[str] | None = None) -> int:
     sz["intensity"] = args.intensity
     rows, speed, aurocs, verdicts = [], [], [], []
     t_start = time.perf_counter()
+    cdir = _jobcache.cache_dir(args)
+    code = _jobcache.code_hash() if cdir else ""
+    from_cache = []
     with tempfile.TemporaryDirectory() as tmp:
         for dims in sz["dims"]:
-            run_dir, synth = _finetune(Path(tmp), dims, sz, device.type)
-            r = _evaluate(run_dir, synth, device)
+            path = _jobcache.job_path(cdir, NAME, code, (dims, sorted(sz.items()), device.type)) if cdir else None
+            if path is not None and path.is_file():
+                from_cache.append(f"{dims}D")
+            r = _jobcache.run_cached(path, _measure, Path(tmp), dims, sz, device)
             base = r["pointing"]["input image (baseline)"]
             for m, v in r["pointing"].items():
                 own = m in r["deletion_minus_random"]
@@ -202,7 +216,9 @@ def main(argv: List[str] | None = None) -> int:
                  f"the demo config's model: cnn_tiny, max pooling, stride-1 stem; image.intensity.mode={sz['intensity']}; explain.image_baseline={cfg_baseline}); scored on the test split's positives "
                  f"holding the disc. Pointing: |map| maximum inside the planted disc, 1 px tolerance; pass = "
                  f">= {POINTING_BAR} and above the input-image baseline. " + " ".join(v + "." for v in verdicts)
-                 + f" Total {total:.0f} s."},
+                 + f" Total {total:.0f} s"
+                 + (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the "
+                    f"same code)." if from_cache else ".")},
         {"title": "Explanation speed", "columns": ["dims", "method", "samples/s"], "rows": speed},
         {"title": "Explained classifier (test split)",
          "columns": ["dims", "AUROC", "AUROC no image", "AUROC no table", "oracle both", "oracle image",

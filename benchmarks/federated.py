@@ -45,6 +45,7 @@ centralized and above the best site alone (each seed's best, averaged); the per-
 reported beside it.
 
     python -m benchmarks.federated [--budget tiny|small] [--parts synthetic nih] [--results-dir DIR]
+                                   [--cache-dir DIR | --no-cache]  (finished parts are kept: benchmarks._jobcache)
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmarks import _cli
+from benchmarks import _cli, _jobcache
 
 NAME = "federated"
 GOAL_GAP = 0.03
@@ -333,12 +334,15 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     p.add_argument("--parts", nargs="*", choices=["synthetic", "synthetic_small", "nih"],
                    default=["synthetic", "synthetic_small", "nih"])
+    _jobcache.add_options(p)
     args = p.parse_args(argv)
     if args.tiny:
         args.budget = "tiny"
     _cli.setup(args)
     b = BUDGETS[args.budget]
-    sections, verdicts = [], {}
+    sections, verdicts, from_cache = [], {}, []
+    cdir = _jobcache.cache_dir(args)
+    code = _jobcache.code_hash() if cdir else ""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_federated_") as tmp:
         work = Path(tmp)
@@ -350,11 +354,16 @@ def main(argv: List[str] | None = None) -> int:
         for part, (title, make_cohort, key) in parts.items():
             if part not in args.parts:
                 continue
-            sec = compare(title, make_cohort, b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"],
-                          b[f"{key}_passes"], b.get(f"{key}_seeds"))
+            path = _jobcache.job_path(cdir, NAME, code, (args.budget, part)) if cdir else None
+            if path is not None and path.is_file():
+                from_cache.append(part)
+            sec = _jobcache.run_cached(path, compare, title, make_cohort, b[f"{key}_patients"], work / key, b,
+                                       b[f"{key}_epochs"], b[f"{key}_passes"], b.get(f"{key}_seeds"))
             verdicts[part] = sec.pop("verdict")
             sections.append(sec)
-    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s. " + " ".join(
+    cached = (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the same "
+              f"code)") if from_cache else ""
+    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s{cached}. " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny})

@@ -35,7 +35,9 @@ pooled run (2D, seed 0, pool 900, declared recipe) was explored as a script befo
 existed: probe 0.869 at 10% vs from scratch 0.790; the first full run (at ec9c32c) ran the
 declared recipe alone.
 
-    python -m benchmarks.label_efficiency [--budget tiny|small] [--dims 2 3] [--jobs N]
+    python -m benchmarks.label_efficiency [--budget tiny|small] [--dims 2 3] [--jobs N] [--cache-dir DIR | --no-cache]
+
+Finished cohort draws are kept (benchmarks._jobcache): the same command after a kill goes on.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import pandas as pd
 
-from benchmarks import _cli
+from benchmarks import _cli, _jobcache
 
 NAME = "label_efficiency"
 RECIPES = ("clip+unimodal", "clip+unimodal+fusion", "mae+clip",  # benchmarks._recipes.RECIPES keys
@@ -160,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="cohort draws (dims x seed) run in this many processes at once (each with --threads torch "
                         "threads, default 1 on CPU); results do not depend on it")
+    _jobcache.add_options(p)
     args = p.parse_args(argv)
     if args.tiny:
         args.budget = "tiny"
@@ -172,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = pick_device(args.device).type
     threads = torch.get_num_threads() if device == "cpu" else None
     todo = [(d, s) for d in args.dims or b["dims"] for s in b["seeds"][d]]
+    cdir = _jobcache.cache_dir(args)
+    code = _jobcache.code_hash() if cdir else ""
+    paths = [_jobcache.job_path(cdir, NAME, code, (b, d, s, device, threads)) if cdir else None for d, s in todo]
+    from_cache = sum(1 for q in paths if q is not None and q.is_file())
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_label_eff_") as tmp:
         if args.jobs > 1:
@@ -180,11 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
                 # the slow 3D draws first, so that no worker is left alone with one at the end
-                futures = {i: pool.submit(cell, b, *todo[i], Path(tmp), device, threads)
+                futures = {i: pool.submit(_jobcache.run_cached, paths[i], cell, b, *todo[i], Path(tmp), device,
+                                          threads)
                            for i in sorted(range(len(todo)), key=lambda i: -todo[i][0])}
                 frames = [futures[i].result() for i in range(len(todo))]
         else:
-            frames = [cell(b, d, s, Path(tmp), device) for d, s in todo]
+            frames = [_jobcache.run_cached(q, cell, b, d, s, Path(tmp), device) for (d, s), q in zip(todo, paths)]
     sections, verdicts = [], {}
     for dims in dict.fromkeys(d for d, _ in todo):
         df = pd.concat([f for (d, _), f in zip(todo, frames) if d == dims], ignore_index=True)
@@ -193,7 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sec = section(b, dims, df, seconds)
         verdicts[f"{dims}d"] = sec.pop("verdicts")
         sections.append(sec)
-    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s). " + " ".join(
+    cached = (f" ({from_cache} of {len(todo)} cohort draws read from the job cache {code}, computed by an "
+              f"earlier run of the same code)") if from_cache else ""
+    summary = (f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
+               f"{cached}. ") + " ".join(
         f"{d}, {s}, {k}: {v['text']}." for d, vs in verdicts.items() for s, kv in vs.items() for k, v in kv.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny, "jobs": args.jobs})

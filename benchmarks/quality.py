@@ -16,6 +16,7 @@
 the exact overrides used.
 
     python -m benchmarks.quality [--budget tiny|small|full] [--parts nih synthetic recipes] [--device ...]
+                                 [--cache-dir DIR | --no-cache]  (finished parts are kept: see benchmarks._jobcache)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pandas as pd
 
-from benchmarks import _cli
+from benchmarks import _cli, _jobcache
 from benchmarks._device import pick_device
 
 NAME = "quality"
@@ -194,6 +195,19 @@ def run_task(task: tuple, budget: str, work: Path, device: str, plots: Path, thr
         return [_failed(title, exc)]
 
 
+def task_entry(task: tuple, budget: str, work: Path, device: str, plots: Path, threads: Any) -> Dict[str, Any]:
+    """:func:`run_task`'s sections and the bytes of the plots they link (what the job cache keeps)."""
+    sections = run_task(task, budget, work, device, plots, threads)
+    files = {Path(sec["plot"]).name: (plots / Path(sec["plot"]).name).read_bytes()
+             for sec in sections if sec.get("plot") and (plots / Path(sec["plot"]).name).is_file()}
+    return {"sections": sections, "files": files}
+
+
+def entry_measured(entry: Dict[str, Any]) -> bool:
+    """A task entry worth keeping: none of its sections says "not measured"."""
+    return not any(sec.get("rows") == [{"status": "not measured"}] for sec in entry["sections"])
+
+
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
@@ -201,6 +215,7 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="parts run in this many processes at once (each with --threads torch threads, default 1 on "
                         "CPU); results do not depend on it")
+    _jobcache.add_options(p)
     args = p.parse_args(argv)
     if args.tiny:
         args.budget = "tiny"
@@ -211,6 +226,10 @@ def main(argv: List[str] | None = None) -> int:
 
     threads = torch.get_num_threads() if device == "cpu" else None
     todo = tasks(args.budget, args.parts)
+    cdir = _jobcache.cache_dir(args)
+    code = _jobcache.code_hash() if cdir else ""
+    paths = [_jobcache.job_path(cdir, NAME, code, (args.budget, t, device, threads)) if cdir else None for t in todo]
+    from_cache = [t[2] for t, q in zip(todo, paths) if q is not None and q.is_file()]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_quality_") as tmp:
         work, plots = Path(tmp), _cli.plots_dir(args)
@@ -219,17 +238,25 @@ def main(argv: List[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_task, t, args.budget, work, device, plots, threads) for t in todo]
-                results = [f.result() for f in futures]
+                futures = [pool.submit(_jobcache.run_cached, q, task_entry, t, args.budget, work, device, plots,
+                                       threads, keep=entry_measured) for t, q in zip(todo, paths)]
+                entries = [f.result() for f in futures]
         else:
-            results = [run_task(t, args.budget, work, device, plots, threads) for t in todo]
-    sections: List[Dict[str, Any]] = [sec for secs in results for sec in secs]  # always in task order
+            entries = [_jobcache.run_cached(q, task_entry, t, args.budget, work, device, plots, threads,
+                                            keep=entry_measured) for t, q in zip(todo, paths)]
+        for entry in entries:  # a task read from the cache did not draw its plots this time
+            for name, data in entry["files"].items():
+                (plots / name).write_bytes(data)
+    sections: List[Dict[str, Any]] = [sec for e in entries for sec in e["sections"]]  # always in task order
     verdicts: Dict[str, Any] = {}
     for sec in sections:
         if "verdict" in sec:
             verdicts[sec["key"]] = sec.pop("verdict")
         sec.pop("key", None)
-    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s). " + " ".join(
+    cached = (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the same "
+              f"code)") if from_cache else ""
+    summary = (f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
+               f"{cached}. ") + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "budget_settings": b,
                                                   "verdicts": verdicts, "device": device, "tiny": args.tiny})

@@ -1,0 +1,80 @@
+"""Finished jobs of the long benchmarks, kept on disk: a run that is killed (or a session that
+ends) loses only the jobs in flight, and the same command started again skips the finished ones.
+
+A job's entry is keyed by the *code* it ran (a hash of every file under ``clinfusion/``,
+``configs/``, ``pyproject.toml`` and ``benchmarks/*.py``, as they are on disk) and by its own
+arguments, so an entry is reused only for the same code and the same job: any edit of the
+library or of a benchmark starts afresh. Entries are pickles written atomically (temporary
+file + rename), one file per job::
+
+    <cache dir>/<code hash>/<benchmark>/<job hash>.pkl
+
+The long benchmarks (``quality``, ``label_efficiency``) use ``benchmarks/.cache`` by default
+(git ignores it; ``--tiny`` runs do not cache; ``--no-cache`` turns it off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = ROOT / "benchmarks" / ".cache"
+CODE_PATHS = ("clinfusion", "configs", "pyproject.toml")
+
+
+def code_hash(root: Path = ROOT) -> str:
+    """SHA-256 (16 hex digits) over the paths and bytes of the library files and the benchmarks' modules."""
+    files = []
+    for rel in CODE_PATHS:
+        p = root / rel
+        files += [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    files += sorted((root / "benchmarks").glob("*.py"))
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def job_path(cache_dir: Path, benchmark: str, code: str, key: Any) -> Path:
+    """Where the job ``key`` (any value with a stable ``repr``) of ``benchmark`` is kept."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    return Path(cache_dir) / code / benchmark / f"{digest}.pkl"
+
+
+def keep_all(value: Any) -> bool:
+    return True
+
+
+def run_cached(path: Optional[Path], fn: Callable[..., Any], *args: Any, keep: Callable[[Any], bool] = keep_all) -> Any:
+    """``fn(*args)``, or the value kept at ``path`` by an earlier run (``path=None``: no cache);
+    a value is kept only when ``keep(value)`` (e.g. not a failure). A top-level function, so
+    ``--jobs`` workers run it too (``fn`` and ``keep`` must be top-level functions as well)."""
+    if path is not None and path.is_file():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    value = fn(*args)
+    if path is not None and keep(value):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(value, fh)
+        os.replace(tmp, path)
+    return value
+
+
+def cache_dir(args: Any) -> Optional[Path]:
+    """The cache folder for parsed ``args`` (``--tiny`` or ``--no-cache``: none)."""
+    if getattr(args, "tiny", False) or getattr(args, "no_cache", False):
+        return None
+    return Path(getattr(args, "cache_dir", None) or DEFAULT_DIR)
+
+
+def add_options(p: Any) -> None:
+    """``--cache-dir`` and ``--no-cache`` on a benchmark's parser."""
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help=f"finished jobs kept here, reused by a re-run of the same code (default {DEFAULT_DIR})")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write finished jobs")
