@@ -235,19 +235,28 @@ def _site_error(reply: Message) -> Optional[str]:
 
 def _check_replies(sent: List[Message], replies: List[Message], names: Dict[int, str], what: str,
                    fed: FederatedConfig, done: int) -> None:
-    """One line for the first problem: a site's own error, a failed site, a silent site."""
+    """One line for the first problem: a site's own error, a failed site, a silent site.
+
+    A reply is matched to its site through the message it answers: when a SuperNode stops
+    sending heartbeats, the SuperLink itself answers for it ("Node Unavailable") with its own
+    node id as the source."""
     for reply in replies:
         err = _site_error(reply)
         if err:
             raise DataError(err)
     later = f"; checkpoints/last holds round {done}: restart the site and continue with --resume" if done else ""
+    to = {m.metadata.message_id: m.metadata.dst_node_id for m in sent}
+
+    def site_of(reply: Message) -> int:
+        return to.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+
     for reply in replies:
         if reply.has_error():
-            node = reply.metadata.src_node_id
+            node = site_of(reply)
             reason = str(reply.error.reason).strip().splitlines()
             raise TrainingError(f"site {names.get(node, node)!r} failed in {what}: {reason[-1] if reason else '?'}"
                                 f"{later}")
-    answered = {r.metadata.src_node_id for r in replies}
+    answered = {site_of(r) for r in replies}
     silent = [names.get(m.metadata.dst_node_id, str(m.metadata.dst_node_id)) for m in sent
               if m.metadata.dst_node_id not in answered]
     if silent:

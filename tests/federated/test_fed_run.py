@@ -102,6 +102,28 @@ def test_silent_site_is_one_line_not_a_hang():
         apps.wait_for_nodes(LocalGrid(apps.client_app, [{"site": "x"}]), 2, 0.3)
 
 
+def test_a_node_the_superlink_reports_unavailable_is_named_by_its_site():
+    """The SuperLink answers for a SuperNode whose heartbeat stopped, with its own node id as the
+    source: the line must still name the site the message went to."""
+    from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+    from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
+
+    from clinfusion.config.schema import FederatedConfig
+    from clinfusion.federated.runtime import LocalGrid
+
+    LocalGrid(apps.client_app, [])  # sets the process's Flower task identity
+    sent = [Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=n, message_type=MessageType.TRAIN)
+            for n in (7, 9)]
+    for m in sent:
+        m.metadata.__dict__["_message_id"] = m.object_id  # as a Grid does when it pushes them
+    reply = create_message_error_unavailable_res_message(sent[1].metadata, "node_unavail")
+    assert reply.metadata.src_node_id not in (7, 9)  # the SuperLink's own id
+    with pytest.raises(TrainingError) as e:
+        apps._check_replies(sent, [reply], {7: "north", 9: "south"}, "round 2", FederatedConfig(round_timeout_s=30), 1)
+    msg = str(e.value)
+    assert msg.startswith("site 'south' failed in round 2: Error: Node Unavailable") and "holds round 1" in msg
+
+
 def test_finetune_on_a_federated_run(fed_cohort, tmp_path):
     args = list(fed_cohort.overrides) + TINY + SITES
     assert main(["pretrain", _cfg(tmp_path), *args, "--out", str(tmp_path / "fed")]) == 0
