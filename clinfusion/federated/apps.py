@@ -428,9 +428,11 @@ def server_main(grid: Grid, context: Context) -> None:
     error.unlink(missing_ok=True)  # a failed earlier run's line must not outlive the run that resumes it
     try:
         serve(grid, cfg, run_dir, resume)
-    except ClinfusionError as exc:  # one line in the run folder (read by submit_deployment) and the SuperLink log
-        error.write_text(f"{exc}\n")
-        print(f"error: {exc}")
+    except Exception as exc:  # one line in the run folder (read by submit_deployment) and the SuperLink log
+        line = str(exc) if isinstance(exc, ClinfusionError) else \
+            f"the ServerApp failed: {type(exc).__name__}: {exc} (see the SuperLink log)"
+        error.write_text(f"{line}\n")
+        print(f"error: {line}")
         # an Exception (not SystemExit): Flower's ServerApp runner then reports the run FAILED at once;
         # a SystemExit skipped that report and `flwr run` waited for the task's heartbeat to expire (~60 s)
-        raise RuntimeError(str(exc)) from None
+        raise RuntimeError(line) from exc

@@ -151,8 +151,10 @@ def submit_deployment(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: boo
             one-line error, else the last line of the log).
     """
     from clinfusion.config.loader import save_config
+    from clinfusion.training.rundir import check_run_dir
 
     out = Path(out_dir).resolve()
+    check_run_dir(out, overwrite, resume)  # the ServerApp would refuse it too, but only in the SuperLink's log
     fed = cfg.federated
     out.parent.mkdir(parents=True, exist_ok=True)
     shared = out.parent / f".{out.name}.federated-config.yaml"

@@ -18,6 +18,29 @@ RUN_FILES = (MARKER,)  # only a folder holding the marker is a clinfusion output
 # own folder that merely has a config.yaml is never deleted by --overwrite
 
 
+def check_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False, resumable: bool = True) -> str:
+    """What :func:`prepare_run_dir` would do with ``path``, without touching it: ``"new"``
+    (absent or empty), ``"resume"`` or ``"overwrite"``; raises its :class:`RunDirError` otherwise.
+    Lets a command that hands the run to another process (the federated deployment runtime)
+    refuse a bad ``--out`` before anything starts."""
+    p = Path(path)
+    if overwrite and resume:
+        raise RunDirError(f"run directory {str(p)!r}: pass either --overwrite or --resume, not both")
+    if p.exists() and not p.is_dir():
+        raise RunDirError(f"run directory {str(p)!r} is a file: choose another output folder")
+    if not (p.is_dir() and any(p.iterdir())):
+        return "new"
+    if resume:
+        return "resume"
+    if not overwrite:
+        how = " or --resume to continue" if resumable else " or choose another --out"
+        raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it{how}")
+    if not any((p / f).is_file() for f in RUN_FILES):
+        raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {' or '.join(RUN_FILES)}): "
+                          f"refusing to delete it with --overwrite; choose another output folder")
+    return "overwrite"
+
+
 def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = False, resumable: bool = True) -> Path:
     """Create ``path`` (parents too) for a new run and return it.
 
@@ -33,19 +56,10 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
             is a file; ``--overwrite`` on a folder that is not a run directory.
     """
     p = Path(path)
-    if overwrite and resume:
-        raise RunDirError(f"run directory {str(p)!r}: pass either --overwrite or --resume, not both")
-    if p.exists() and not p.is_dir():
-        raise RunDirError(f"run directory {str(p)!r} is a file: choose another output folder")
-    if p.is_dir() and any(p.iterdir()):
-        if resume:
-            return p
-        if not overwrite:
-            how = " or --resume to continue" if resumable else " or choose another --out"
-            raise RunDirError(f"run directory {str(p)!r} exists: pass --overwrite to replace it{how}")
-        if not any((p / f).is_file() for f in RUN_FILES):
-            raise RunDirError(f"run directory {str(p)!r} exists and is not a clinfusion run (no {' or '.join(RUN_FILES)}): "
-                              f"refusing to delete it with --overwrite; choose another output folder")
+    mode = check_run_dir(p, overwrite, resume, resumable)
+    if mode == "resume":
+        return p
+    if mode == "overwrite":
         shutil.rmtree(p)
     p.mkdir(parents=True, exist_ok=True)
     (p / MARKER).write_text("written by clinfusion; --overwrite may replace this folder\n")

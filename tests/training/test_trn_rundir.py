@@ -51,3 +51,22 @@ def test_overwrite_never_deletes_a_user_folder_that_merely_has_a_config(tmp_path
     with pytest.raises(RunDirError, match="not a clinfusion run"):
         prepare_run_dir(tmp_path, overwrite=True)
     assert (tmp_path / "data.csv").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+def test_check_run_dir_says_what_prepare_would_do_and_touches_nothing(tmp_path):
+    from clinfusion.training.rundir import check_run_dir
+
+    new = tmp_path / "new"
+    assert check_run_dir(new, overwrite=False) == "new" and not new.exists()
+    run = prepare_run_dir(tmp_path / "run", overwrite=False)
+    (run / "metrics.csv").write_text("x")
+    assert check_run_dir(run, overwrite=False, resume=True) == "resume"
+    assert check_run_dir(run, overwrite=True) == "overwrite" and (run / "metrics.csv").read_text() == "x"
+    with pytest.raises(RunDirError, match="exists: pass --overwrite to replace it or --resume to continue"):
+        check_run_dir(run, overwrite=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(RunDirError, match="is not a clinfusion run"):
+        check_run_dir(mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep"
