@@ -25,12 +25,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=15
 
+# Every benchmark (hours on 2 CPU cores). The long ones keep finished jobs in benchmarks/.cache, so
+# `make bench` again after an interruption, on the same code, goes on where it stopped. Without a
+# GPU, benchmarks.gpu is skipped so that gpu.json keeps the last GPU measurement.
 bench: $(STAMP)
 	$(PY) -m benchmarks.scaling
 	$(PY) -m benchmarks.speed
-	$(PY) -m benchmarks.gpu
+	if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then $(PY) -m benchmarks.gpu; \
+		else echo "no GPU: benchmarks.gpu skipped (benchmarks/results/gpu.json kept)"; fi
 	$(PY) -m benchmarks.explain_quality
 	$(PY) -m benchmarks.quality --jobs 2
+	$(PY) -m benchmarks.label_efficiency --jobs 2
 	$(PY) -m benchmarks.federated
 	$(PY) -m benchmarks.probe_ceiling
 

@@ -9,8 +9,9 @@ file + rename), one file per job::
 
     <cache dir>/<code hash>/<benchmark>/<job hash>.pkl
 
-The long benchmarks (``quality``, ``label_efficiency``) use ``benchmarks/.cache`` by default
-(git ignores it; ``--tiny`` runs do not cache; ``--no-cache`` turns it off).
+The long benchmarks (``quality``, ``label_efficiency``, ``federated``, ``explain_quality``) use
+``benchmarks/.cache`` by default (git ignores it; ``--tiny`` runs do not cache; ``--no-cache``
+turns it off), through :class:`JobCache`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / ".cache"
@@ -71,6 +72,32 @@ def cache_dir(args: Any) -> Optional[Path]:
     if getattr(args, "tiny", False) or getattr(args, "no_cache", False):
         return None
     return Path(getattr(args, "cache_dir", None) or DEFAULT_DIR)
+
+
+class JobCache:
+    """The job cache of one benchmark run: where each job is kept, and which jobs were read back.
+
+    ``JobCache(args, "quality")``; ``path(key, label)`` -> where job ``key`` is kept (``None``
+    when the run does not cache), noting ``label`` when an earlier run left it there; ``note()``
+    -> the phrase a result's summary carries about those jobs (``""`` when none)."""
+
+    def __init__(self, args: Any, benchmark: str) -> None:
+        self.folder, self.benchmark = cache_dir(args), benchmark
+        self.code = code_hash() if self.folder else ""
+        self.read: List[str] = []
+
+    def path(self, key: Any, label: str) -> Optional[Path]:
+        if self.folder is None:
+            return None
+        p = job_path(self.folder, self.benchmark, self.code, key)
+        if p.is_file():
+            self.read.append(label)
+        return p
+
+    def note(self) -> str:
+        if not self.read:
+            return ""
+        return f" ({', '.join(self.read)}: read from the job cache {self.code}, computed by an earlier run of the same code)"
 
 
 def add_options(p: Any) -> None:

@@ -175,14 +175,10 @@ def main(argv: List[str] | None = None) -> int:
     sz["intensity"] = args.intensity
     rows, speed, aurocs, verdicts = [], [], [], []
     t_start = time.perf_counter()
-    cdir = _jobcache.cache_dir(args)
-    code = _jobcache.code_hash() if cdir else ""
-    from_cache = []
+    cache = _jobcache.JobCache(args, NAME)
     with tempfile.TemporaryDirectory() as tmp:
         for dims in sz["dims"]:
-            path = _jobcache.job_path(cdir, NAME, code, (dims, sorted(sz.items()), device.type)) if cdir else None
-            if path is not None and path.is_file():
-                from_cache.append(f"{dims}D")
+            path = cache.path((dims, sorted(sz.items()), device.type), f"{dims}D")
             r = _jobcache.run_cached(path, _measure, Path(tmp), dims, sz, device)
             base = r["pointing"]["input image (baseline)"]
             for m, v in r["pointing"].items():
@@ -216,9 +212,7 @@ def main(argv: List[str] | None = None) -> int:
                  f"the demo config's model: cnn_tiny, max pooling, stride-1 stem; image.intensity.mode={sz['intensity']}; explain.image_baseline={cfg_baseline}); scored on the test split's positives "
                  f"holding the disc. Pointing: |map| maximum inside the planted disc, 1 px tolerance; pass = "
                  f">= {POINTING_BAR} and above the input-image baseline. " + " ".join(v + "." for v in verdicts)
-                 + f" Total {total:.0f} s"
-                 + (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the "
-                    f"same code)." if from_cache else ".")},
+                 + f" Total {total:.0f} s{cache.note()}."},
         {"title": "Explanation speed", "columns": ["dims", "method", "samples/s"], "rows": speed},
         {"title": "Explained classifier (test split)",
          "columns": ["dims", "AUROC", "AUROC no image", "AUROC no table", "oracle both", "oracle image",

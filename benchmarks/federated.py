@@ -340,9 +340,8 @@ def main(argv: List[str] | None = None) -> int:
         args.budget = "tiny"
     _cli.setup(args)
     b = BUDGETS[args.budget]
-    sections, verdicts, from_cache = [], {}, []
-    cdir = _jobcache.cache_dir(args)
-    code = _jobcache.code_hash() if cdir else ""
+    sections, verdicts = [], {}
+    cache = _jobcache.JobCache(args, NAME)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_federated_") as tmp:
         work = Path(tmp)
@@ -354,16 +353,12 @@ def main(argv: List[str] | None = None) -> int:
         for part, (title, make_cohort, key) in parts.items():
             if part not in args.parts:
                 continue
-            path = _jobcache.job_path(cdir, NAME, code, (args.budget, part)) if cdir else None
-            if path is not None and path.is_file():
-                from_cache.append(part)
-            sec = _jobcache.run_cached(path, compare, title, make_cohort, b[f"{key}_patients"], work / key, b,
-                                       b[f"{key}_epochs"], b[f"{key}_passes"], b.get(f"{key}_seeds"))
+            sec = _jobcache.run_cached(cache.path((args.budget, part), part), compare, title, make_cohort,
+                                       b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"], b[f"{key}_passes"],
+                                       b.get(f"{key}_seeds"))
             verdicts[part] = sec.pop("verdict")
             sections.append(sec)
-    cached = (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the same "
-              f"code)") if from_cache else ""
-    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s{cached}. " + " ".join(
+    summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s{cache.note()}. " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny})

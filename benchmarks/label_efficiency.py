@@ -175,10 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = pick_device(args.device).type
     threads = torch.get_num_threads() if device == "cpu" else None
     todo = [(d, s) for d in args.dims or b["dims"] for s in b["seeds"][d]]
-    cdir = _jobcache.cache_dir(args)
-    code = _jobcache.code_hash() if cdir else ""
-    paths = [_jobcache.job_path(cdir, NAME, code, (b, d, s, device, threads)) if cdir else None for d, s in todo]
-    from_cache = sum(1 for q in paths if q is not None and q.is_file())
+    cache = _jobcache.JobCache(args, NAME)
+    paths = [cache.path((b, d, s, device, threads), f"{d}D seed {s}") for d, s in todo]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_label_eff_") as tmp:
         if args.jobs > 1:
@@ -201,10 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sec = section(b, dims, df, seconds)
         verdicts[f"{dims}d"] = sec.pop("verdicts")
         sections.append(sec)
-    cached = (f" ({from_cache} of {len(todo)} cohort draws read from the job cache {code}, computed by an "
-              f"earlier run of the same code)") if from_cache else ""
     summary = (f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
-               f"{cached}. ") + " ".join(
+               f"{cache.note()}. ") + " ".join(
         f"{d}, {s}, {k}: {v['text']}." for d, vs in verdicts.items() for s, kv in vs.items() for k, v in kv.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny, "jobs": args.jobs})

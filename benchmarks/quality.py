@@ -226,10 +226,8 @@ def main(argv: List[str] | None = None) -> int:
 
     threads = torch.get_num_threads() if device == "cpu" else None
     todo = tasks(args.budget, args.parts)
-    cdir = _jobcache.cache_dir(args)
-    code = _jobcache.code_hash() if cdir else ""
-    paths = [_jobcache.job_path(cdir, NAME, code, (args.budget, t, device, threads)) if cdir else None for t in todo]
-    from_cache = [t[2] for t, q in zip(todo, paths) if q is not None and q.is_file()]
+    cache = _jobcache.JobCache(args, NAME)
+    paths = [cache.path((args.budget, t, device, threads), t[2]) for t in todo]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cf_quality_") as tmp:
         work, plots = Path(tmp), _cli.plots_dir(args)
@@ -253,10 +251,8 @@ def main(argv: List[str] | None = None) -> int:
         if "verdict" in sec:
             verdicts[sec["key"]] = sec.pop("verdict")
         sec.pop("key", None)
-    cached = (f" ({', '.join(from_cache)}: read from the job cache {code}, computed by an earlier run of the same "
-              f"code)") if from_cache else ""
     summary = (f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
-               f"{cached}. ") + " ".join(
+               f"{cache.note()}. ") + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "budget_settings": b,
                                                   "verdicts": verdicts, "device": device, "tiny": args.tiny})

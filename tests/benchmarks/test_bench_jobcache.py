@@ -30,6 +30,20 @@ def test_a_value_is_computed_once_and_a_rejected_one_is_not_kept(tmp_path):
     assert _jobcache.run_cached(None, job, 3) == {"x": 3} and calls == [1, 1, 2, 3]  # no cache: always computed
 
 
+def test_a_run_notes_the_jobs_it_read_back(tmp_path):
+    from types import SimpleNamespace
+
+    off = _jobcache.JobCache(SimpleNamespace(tiny=False, no_cache=True, cache_dir=tmp_path), "bench")
+    assert off.path(("job", 1), "one") is None and off.note() == ""
+    cache = _jobcache.JobCache(SimpleNamespace(tiny=False, no_cache=False, cache_dir=tmp_path), "bench")
+    first = cache.path(("job", 1), "one")
+    _jobcache.run_cached(first, lambda: 1)
+    assert cache.note() == ""  # nothing was there when the path was asked for
+    again = _jobcache.JobCache(SimpleNamespace(tiny=False, no_cache=False, cache_dir=tmp_path), "bench")
+    assert again.path(("job", 1), "one") == first and again.path(("job", 2), "two") != first
+    assert again.note() == f" (one: read from the job cache {again.code}, computed by an earlier run of the same code)"
+
+
 def test_the_code_hash_follows_library_and_benchmark_files_only(tmp_path):
     for rel, text in {"clinfusion/a.py": "x = 1", "configs/c.yaml": "a: 1", "pyproject.toml": "[p]",
                       "benchmarks/b.py": "y = 2", "benchmarks/results/r.json": "{}", "README.md": "r"}.items():
