@@ -53,10 +53,17 @@ def build(cfg: Any, run_dir: Path) -> Tuple[Any, Any, Any]:
     return train_ds, val_ds, task
 
 
-def bare_step(task: torch.nn.Module, batch: Dict[str, Any], lr: float, device: torch.device) -> Callable[[], Any]:
+def bare_step(task: torch.nn.Module, batch: Dict[str, Any], lr: float, device: torch.device,
+              section: Any = None) -> Callable[[], Any]:
     """One forward + backward + AdamW step of a *copy* of ``task`` on a preloaded ``batch``:
-    the floor a training loop can reach (no loader, no logging, no checks, no clipping)."""
+    the floor a training loop can reach (no loader, no logging, no checks, no clipping).
+    ``section`` (the engine section): its ``compile`` / ``channels_last`` apply to the copy too, so
+    the toolkit step is compared with a floor of the same model settings."""
+    from clinfusion.training.engine import image_speedups
+
     bare = copy.deepcopy(task).to(device).train()
+    if section is not None:
+        image_speedups(bare, section.compile, section.channels_last)
     opt = torch.optim.AdamW(bare.parameters(), lr=lr)
     batch = move(batch, device)
 

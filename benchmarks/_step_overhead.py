@@ -66,7 +66,7 @@ def _measure(section: Any, train_ds: Any, task: Any, run_dir: Path, device_pref:
     cb = _Interleaver(None, torch.device("cpu"), warmup)
     trainer = Trainer(task, section, run_dir, device=device_pref, seed=seed, step_callbacks=[cb])
     batch = next(iter(trainer.loader(train_ds, 0, True)))
-    cb.bare, cb.device = bare_step(task, batch, section.lr, trainer.device), trainer.device
+    cb.bare, cb.device = bare_step(task, batch, section.lr, trainer.device, section), trainer.device
     trainer.fit(train_ds, None)
     wait = _data_wait(run_dir)
     rows = [dict(r, data_s=wait.get(r["step"], float("nan"))) for r in cb.rows]

@@ -124,7 +124,7 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
     _free()
 
     def try_step(b: int) -> None:
-        step = bare_step(task, tile(batch, b), lr, device)
+        step = bare_step(task, tile(batch, b), lr, device, cfg.pretrain)
         step()
         step()
 
@@ -132,7 +132,7 @@ def measure_config(name: str, spec: Dict[str, Any], work: Path, device: torch.de
     _free()
     if best is None:
         raise RuntimeError(f"{name}: not even batch 1 fits")
-    step = bare_step(task, tile(batch, best), lr, device)
+    step = bare_step(task, tile(batch, best), lr, device, cfg.pretrain)
     times = interleave({"bare": step}, rounds=spec.get("rounds", 10), warmup=min(3, spec.get("rounds", 10)),
                        device=device)["bare"]
     pm = PeakMemory(device).start()

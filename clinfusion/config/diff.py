@@ -47,7 +47,8 @@ def pretrained_differences(cfg: Any, pretrained_cfg: Any) -> List[str]:
 RESUME_SECTIONS = ("model", "image", "cohort", "split", "pretrain", "seed")
 RESUME_FREE = THIS_RUN_KEYS + ("pretrain.epochs", "pretrain.progress", "pretrain.num_workers", "pretrain.pin_memory",
                                "pretrain.persistent_workers", "pretrain.prefetch_factor", "pretrain.checkpoint_every",
-                               "pretrain.checkpoint_every_steps", "pretrain.retrieval_every", "pretrain.log_every")
+                               "pretrain.checkpoint_every_steps", "pretrain.retrieval_every", "pretrain.log_every",
+                               "pretrain.compile", "pretrain.channels_last")
 
 
 def resume_differences(cfg: Any, stored: Any) -> List[str]:

@@ -190,6 +190,12 @@ class PretrainConfig(Section):
     grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     grad_checkpointing: bool = False
+    # GPU speed, same weights (checkpoints load anywhere, a run may resume with other values): torch.compile of
+    # the image encoder ("default" | "reduce-overhead" | "max-autotune"; the first steps wait for the compiler)
+    # and its weights and images in channels-last memory layout (NHWC / NDHWC: faster convolutions on
+    # tensor-core GPUs). See clinfusion.training.engine.image_speedups and benchmarks.gpu for the measurements.
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    channels_last: bool = False
     losses: LossWeights = Field(default_factory=LossWeights)
     temperature: float = Field(0.07, gt=0.0)  # initial CLIP / NT-Xent temperature
     max_logit_scale: float = Field(100.0, gt=0.0)  # learnable CLIP logit scale is clamped to this
@@ -279,6 +285,12 @@ class FinetuneConfig(Section):
     grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     grad_checkpointing: bool = False  # recompute encoder activations in backward (less memory)
+    # GPU speed, same weights (checkpoints load anywhere): torch.compile of
+    # the image encoder ("default" | "reduce-overhead" | "max-autotune"; the first steps wait for the compiler)
+    # and its weights and images in channels-last memory layout (NHWC / NDHWC: faster convolutions on
+    # tensor-core GPUs). See clinfusion.training.engine.image_speedups and benchmarks.gpu for the measurements.
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    channels_last: bool = False
     checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps
     log_every: int = Field(10, ge=1)  # optimizer steps per train row of metrics.csv
     progress: bool = False  # progress bar per epoch (rank 0)

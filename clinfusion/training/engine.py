@@ -9,8 +9,10 @@ federated local rounds. ``task.model`` holds the weights saved as ``model.safete
 loss; the loop only does optimisation, precision, checkpoints and logging.
 
 The section gives the engine keys ``epochs, batch_size, lr, weight_decay, warmup_epochs,
-grad_accum, grad_clip, precision, grad_checkpointing, num_workers, pin_memory,
-checkpoint_every_steps, log_every, progress`` (``checkpoint_every``: epochs, default 1).
+grad_accum, grad_clip, precision, grad_checkpointing, compile, channels_last, num_workers,
+pin_memory, checkpoint_every_steps, log_every, progress`` (``checkpoint_every``: epochs, default 1).
+``compile`` / ``channels_last`` apply to the image encoders inside the task during :meth:`Trainer.fit`
+(:func:`image_speedups`).
 
 Model selection: after each epoch the validation rows give the mean loss terms
 (:meth:`Trainer.evaluate`) plus, optionally, ``val_metrics(trainer) -> {name: value}``
@@ -81,6 +83,48 @@ class _Window:
         vals.update(lr=lr, samples_per_s=self.samples / max(self.data + self.compute, 1e-9),
                     data_wait_s=self.data / n, compute_s=self.compute / n)
         return vals
+
+
+def image_speedups(task: nn.Module, compile_mode: str = "off", channels_last: bool = False) -> Callable[[], None]:
+    """Speed up every :class:`~clinfusion.encoders.image_base.ImageEncoder` inside ``task`` in place;
+    returns the function that undoes the compile.
+
+    ``channels_last``: its 4-D / 5-D weights (conv kernels ``[O, I, *K]``) move to the
+    channels-last layout once, and each input ``x [B, C, *S]`` is laid out the same way
+    (``torch.channels_last`` for 2D, ``channels_last_3d`` for 3D). ``compile_mode`` (not
+    ``off``): ``forward_features`` runs through ``torch.compile`` (``default`` = torch's default
+    mode). Both are set as an instance ``forward_features`` (``[B, C, *S] -> [B, D]``), so parameter
+    names and values stay those of the eager module and checkpoints load anywhere. The undo
+    removes that attribute: a copy of the module (``copy.deepcopy``) must not call the
+    original's compiled function. The weights' layout is left as it is (values are unchanged).
+    """
+    from clinfusion.encoders.image_base import ImageEncoder
+
+    if compile_mode == "off" and not channels_last:
+        return lambda: None
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    encoders = [m for m in task.modules() if isinstance(m, ImageEncoder)]
+    for enc in encoders:
+        eager = enc.forward_features  # the class's bound method
+        if channels_last:
+            for param in enc.parameters():
+                if param.dim() in formats:
+                    param.data = param.data.contiguous(memory_format=formats[param.dim()])
+        run = eager if compile_mode == "off" else \
+            torch.compile(eager, mode=None if compile_mode == "default" else compile_mode)
+
+        def forward_features(x: Tensor, run: Callable[[Tensor], Tensor] = run) -> Tensor:
+            if channels_last and x.dim() in formats:
+                x = x.contiguous(memory_format=formats[x.dim()])
+            return run(x)
+
+        enc.forward_features = forward_features
+
+    def undo() -> None:
+        for enc in encoders:
+            enc.__dict__.pop("forward_features", None)
+
+    return undo
 
 
 def move(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
@@ -262,11 +306,13 @@ class Trainer:
         if resume:
             self._resume()
         self.logger = MetricsLogger(self.run_dir, self.dist.is_main, self.progress.step if resume else None)
+        undo = image_speedups(self.task, self.cfg.compile, self.cfg.channels_last)
         try:
             while self.progress.epoch < self.cfg.epochs and not self.progress.stopped:
                 self._train_epoch(self.loader(train_ds, self.progress.epoch, True))
                 self._end_epoch(val_ds)
         finally:
+            undo()
             self.logger.close()
             self._loaders.clear()  # persistent workers end with the run
         return self.progress
