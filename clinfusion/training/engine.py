@@ -93,7 +93,9 @@ def image_speedups(task: nn.Module, compile_mode: str = "off", channels_last: bo
     channels-last layout once, and each input ``x [B, C, *S]`` is laid out the same way
     (``torch.channels_last`` for 2D, ``channels_last_3d`` for 3D). ``compile_mode`` (not
     ``off``): ``forward_features`` runs through ``torch.compile`` (``default`` = torch's default
-    mode). Both are set as an instance ``forward_features`` (``[B, C, *S] -> [B, D]``), so parameter
+    mode) with static shapes: each new input shape compiles anew (torch keeps up to
+    ``torch._dynamo.config.recompile_limit`` of them, then runs eager); symbolic shapes made inductor
+    fail on a 3D encoder trained after a 2D one in one process (torch 2.13). Both are set as an instance ``forward_features`` (``[B, C, *S] -> [B, D]``), so parameter
     names and values stay those of the eager module and checkpoints load anywhere. The undo
     removes that attribute: a copy of the module (``copy.deepcopy``) must not call the
     original's compiled function. The weights' layout is left as it is (values are unchanged).
@@ -111,7 +113,7 @@ def image_speedups(task: nn.Module, compile_mode: str = "off", channels_last: bo
                 if param.dim() in formats:
                     param.data = param.data.contiguous(memory_format=formats[param.dim()])
         run = eager if compile_mode == "off" else \
-            torch.compile(eager, mode=None if compile_mode == "default" else compile_mode)
+            torch.compile(eager, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
 
         def forward_features(x: Tensor, run: Callable[[Tensor], Tensor] = run) -> Tensor:
             if channels_last and x.dim() in formats:

@@ -163,3 +163,25 @@ def test_a_run_may_resume_with_other_speed_settings(synthetic):
     again = tiny_config(synthetic, ["pretrain.compile=max-autotune", "pretrain.channels_last=true"])
     assert resume_differences(again, stored) == []
     assert resume_differences(tiny_config(synthetic, ["pretrain.lr=0.5"]), stored)  # a real change still counts
+
+
+def test_compiled_encoders_of_other_shapes_in_one_process():
+    """Static shapes (``dynamic=False``): a new input shape compiles anew instead of going symbolic.
+    A 2D then a 3D encoder trained in one process (benchmarks.quality does this; they share the
+    compiled code) made inductor fail on the symbolic 3D shapes ('Invalid ranges', torch 2.13)."""
+    from clinfusion.config.schema import ImageEncoderConfig
+    from clinfusion.encoders.image import create_image_encoder
+
+    torch.manual_seed(0)
+    enc_cfg = ImageEncoderConfig(name="cnn_tiny", width=4, pool="max", stem_stride=1)
+    for dims, size in ((2, 16), (3, 8)):
+        enc = create_image_encoder(enc_cfg, dims, 1, (size,) * dims).train()
+        twin = copy.deepcopy(enc)
+        undo = image_speedups(torch.nn.ModuleList([twin]), "default", channels_last=True)
+        for b in (4, 3):
+            x = torch.randn(b, 1, *(size,) * dims)
+            enc(x).pow(2).sum().backward()
+            twin(x).pow(2).sum().backward()
+        undo()
+        for p, q in zip(enc.parameters(), twin.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-4, rtol=1e-3)
