@@ -6,6 +6,9 @@
 (a2b) the same with MAE + ITM + masked_fused on, image encoder ViT-Tiny (MAE needs a ViT) (goal: ratio <= 1.10);
 (a3) the fine-tuning step (the ``full`` head's ClassifierTask on the same engine) vs its bare
     step (goal: ratio <= 1.10);
+(a4) the training step of (a) with ``pretrain.channels_last``, ``pretrain.compile=default`` and both,
+    against the eager step of (a): speed-up of the toolkit step (excl. data wait) and the step/bare
+    ratio (the bare step takes the same settings); no goal on CPU (the options are for GPUs);
 (b) loader workers 0 / 1 / 2 on 2D 224 px PNG / JPEG and 3D 96^3 NIfTI read from disk, inside
     the real engine: loader samples/s vs the encoder step's, and the data-wait share of the
     step (goal: < 5% with the recommended setting);
@@ -49,6 +52,23 @@ def _term_runs(tiny: bool) -> List[Tuple[str, str, List[str]]]:
     return [("fusion", "(a2) Training step with ITM + masked_fused on: toolkit vs bare", FUSION_TERMS),
             ("mae", "(a2b) Training step with MAE + ITM + masked_fused on (ViT-Tiny image encoder): toolkit vs bare",
              vit + FUSION_TERMS + ["pretrain.losses.mae=1.0"])]
+
+
+SPEEDUPS = [("channels_last", ["pretrain.channels_last=true"]), ("compile", ["pretrain.compile=default"]),
+            ("compile + channels_last", ["pretrain.compile=default", "pretrain.channels_last=true"])]
+
+
+def _speedup_section(eager: Dict[str, Any], runs: List[Tuple[str, Dict[str, Any]]], label: str) -> Dict[str, Any]:
+    """(a4): each setting's toolkit step (excl. data wait) against the eager one of (a)."""
+    rows = [{"setting": name, "trainer ms excl. data": 1000 * r["trainer_compute_s"], "bare ms": 1000 * r["bare_s"],
+             "step/bare": r["ratio"], "speed-up vs eager": eager["trainer_compute_s"] / r["trainer_compute_s"]}
+            for name, r in [("eager (a)", eager)] + runs]
+    note = (f"{label}. The toolkit step of (a) again with the image encoder's GPU speed settings "
+            "(clinfusion.training.engine.image_speedups); the bare step copies the same settings. Medians over the "
+            "timed steps after the warm-up, which includes the compile. Measured on this machine's CPU: the "
+            "options are meant for GPUs (benchmarks.gpu --set pretrain.compile=default pretrain.channels_last=true).")
+    return {"title": "(a4) Training step with compile / channels_last: speed-up vs eager", "columns": list(rows[0]),
+            "rows": rows, "note": note}
 
 
 def _step_section(r: Dict[str, Any], label: str) -> Dict[str, Any]:
@@ -138,7 +158,8 @@ def main(argv: List[str] | None = None) -> int:
 
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--config", type=Path, default=DEMO_PRETRAIN)
-    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "mae", "finetune", "loader", "dist", "explain"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["step", "fusion", "mae", "speedups", "finetune", "loader", "dist",
+                                                         "explain"])
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     args = p.parse_args(argv)
     _cli.setup(args)
@@ -168,6 +189,18 @@ def main(argv: List[str] | None = None) -> int:
                 sections.append(dict(_step_section(r, label + ", + " + " ".join(terms)), title=title))
             except Exception as exc:  # noqa: BLE001
                 sections.append(_failed(title, exc))
+        if "speedups" not in args.skip and step is not None:  # (a4) the engine's GPU speed settings
+            try:
+                runs = []
+                for name, extra in SPEEDUPS:
+                    scfg = load_run_config(args.config, ov + list(args.overrides) + extra, device.type)
+                    runs.append((name, _step_overhead.measure(scfg, work / f"run_{name.replace(' + ', '_')}", device,
+                                                              warmup=1 if tiny else 2)))
+                headline.update({f"speedup_{n.replace(' + ', '_')}": step["trainer_compute_s"] / r["trainer_compute_s"]
+                                 for n, r in runs})
+                sections.append(_speedup_section(step, runs, label))
+            except Exception as exc:  # noqa: BLE001
+                sections.append(_failed("(a4) Training step with compile / channels_last", exc))
         if "finetune" not in args.skip:  # (a3) fine-tuning runs on the same engine (same goal)
             title = "(a3) Fine-tuning step (full head): toolkit vs bare"
             try:

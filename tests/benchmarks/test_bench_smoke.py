@@ -61,6 +61,10 @@ def test_speed(tmp_path):
     mae = _section(data, "(a2b)")["rows"][0]  # MAE + ITM + masked_fused on a ViT
     _finite([mae], "ratio", "trainer ms", "bare ms")
     assert "pretrain.losses.mae=1.0" in mae["config"] and "vit_tiny" in mae["config"]
+    speedups = _section(data, "(a4)")["rows"]  # compile / channels_last against the eager step of (a)
+    assert [r["setting"] for r in speedups] == ["eager (a)", "channels_last", "compile", "compile + channels_last"]
+    _finite(speedups, "trainer ms excl. data", "bare ms", "step/bare", "speed-up vs eager")
+    assert speedups[0]["speed-up vs eager"] == 1.0 and speedups[0]["trainer ms excl. data"] == step["trainer ms excl. data"]
     finetune = _section(data, "(a3)")["rows"][0]  # the fine-tuning step on the same engine
     _finite([finetune], "ratio", "trainer ms", "bare ms")
     loader = _section(data, "(b)")
