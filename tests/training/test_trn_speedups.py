@@ -1,8 +1,9 @@
 """GPU speed settings (``compile``, ``channels_last``): the same training, the same checkpoint layout.
 
-Measured for speed by benchmarks.gpu; here only what must hold on any device: the weights a run
-ends with equal those of the eager run (to float rounding), checkpoints load into a plain model,
-and nothing of the compiled function outlives the run."""
+Measured for speed by benchmarks.speed (a4) and benchmarks.gpu; here only what must hold on any
+device: every step's loss and one step's gradients equal the eager run's (to float rounding; the
+weights after training are not compared, see below), checkpoints load into a plain model, and
+nothing of the compiled function outlives the run."""
 
 from __future__ import annotations
 
