@@ -54,8 +54,11 @@ def _term_runs(tiny: bool) -> List[Tuple[str, str, List[str]]]:
              vit + FUSION_TERMS + ["pretrain.losses.mae=1.0"])]
 
 
-SPEEDUPS = [("channels_last", ["pretrain.channels_last=true"]), ("compile", ["pretrain.compile=default"]),
-            ("compile + channels_last", ["pretrain.compile=default", "pretrain.channels_last=true"])]
+# (a4): (row name, key of the run folder and the headline ratio, overrides)
+SPEEDUPS = [("channels_last", "channels_last", ["pretrain.channels_last=true"]),
+            ("compile", "compile", ["pretrain.compile=default"]),
+            ("compile + channels_last", "compile_channels_last",
+             ["pretrain.compile=default", "pretrain.channels_last=true"])]
 
 
 def _speedup_section(eager: Dict[str, Any], runs: List[Tuple[str, Dict[str, Any]]], label: str) -> Dict[str, Any]:
@@ -191,14 +194,14 @@ def main(argv: List[str] | None = None) -> int:
                 sections.append(_failed(title, exc))
         if "speedups" not in args.skip and step is not None:  # (a4) the engine's GPU speed settings
             try:
-                runs = []
-                for name, extra in SPEEDUPS:
+                runs = []  # (name, key, measurement)
+                for name, key, extra in SPEEDUPS:
                     scfg = load_run_config(args.config, ov + list(args.overrides) + extra, device.type)
-                    runs.append((name, _step_overhead.measure(scfg, work / f"run_{name.replace(' + ', '_')}", device,
-                                                              warmup=1 if tiny else 2)))
-                headline.update({f"speedup_{n.replace(' + ', '_')}": step["trainer_compute_s"] / r["trainer_compute_s"]
-                                 for n, r in runs})
-                sections.append(_speedup_section(step, runs, label))
+                    runs.append((name, key, _step_overhead.measure(scfg, work / f"run_{key}", device,
+                                                                   warmup=1 if tiny else 2)))
+                headline.update({f"speedup_{key}": step["trainer_compute_s"] / r["trainer_compute_s"]
+                                 for _, key, r in runs})
+                sections.append(_speedup_section(step, [(name, r) for name, _, r in runs], label))
             except Exception as exc:  # noqa: BLE001
                 sections.append(_failed("(a4) Training step with compile / channels_last", exc))
         if "finetune" not in args.skip:  # (a3) fine-tuning runs on the same engine (same goal)

@@ -3,6 +3,7 @@
 from clinfusion.config.loader import dump_config, load_config, save_config, validate_config
 from clinfusion.config.schema import (
     CohortConfig,
+    EngineConfig,
     EvaluationConfig,
     ExplainConfig,
     FinetuneConfig,
@@ -16,6 +17,6 @@ from clinfusion.config.schema import (
 
 __all__ = [
     "load_config", "dump_config", "save_config", "validate_config", "RunConfig", "CohortConfig",
-    "ImageConfig", "SplitConfig", "ModelConfig", "PretrainConfig", "FinetuneConfig",
+    "ImageConfig", "SplitConfig", "ModelConfig", "EngineConfig", "PretrainConfig", "FinetuneConfig",
     "EvaluationConfig", "ExplainConfig", "OmicsConfig",
 ]

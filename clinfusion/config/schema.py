@@ -180,22 +180,38 @@ class MAEConfig(Section):
     norm_pix_loss: bool = True  # targets are per-patch normalised pixels (the paper's better variant)
 
 
-class PretrainConfig(Section):
+class EngineConfig(Section):
+    """What the one training engine reads (``clinfusion.training.engine.Trainer``): ``pretrain`` and ``finetune``
+    (its models trained end to end: mlp, full, image_only, fused_scratch) each hold these keys, with their own
+    defaults where they differ."""
+
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)  # per process
     lr: float = Field(1e-3, gt=0.0)  # peak AdamW learning rate
-    weight_decay: float = Field(0.05, ge=0.0)  # AdamW decoupled weight decay
+    weight_decay: float = Field(0.05, ge=0.0)  # AdamW decoupled weight decay (none on norms and biases)
     warmup_epochs: float = Field(1.0, ge=0.0)  # linear warm-up, then cosine decay
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
     grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = False  # recompute encoder activations in backward (less memory)
     # GPU speed, same weights (checkpoints load anywhere, a run may resume with other values): torch.compile of
     # the image encoder ("default" | "reduce-overhead" | "max-autotune"; the first steps wait for the compiler)
     # and its weights and images in channels-last memory layout (NHWC / NDHWC: faster convolutions on
     # tensor-core GPUs). See clinfusion.training.engine.image_speedups and benchmarks.gpu for the measurements.
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     channels_last: bool = False
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
+    pin_memory: bool = True  # page-locked host batches (CUDA only)
+    persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
+    prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
+    checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps (mid-epoch resume)
+    log_every: int = Field(10, ge=1)  # optimizer steps per train row of metrics.csv
+    progress: bool = True  # progress bar per epoch (rank 0)
+
+
+class PretrainConfig(EngineConfig):
+    """Self-supervised pretraining: the engine keys (defaults above) plus the losses and their settings."""
+
     losses: LossWeights = Field(default_factory=LossWeights)
     temperature: float = Field(0.07, gt=0.0)  # initial CLIP / NT-Xent temperature
     max_logit_scale: float = Field(100.0, gt=0.0)  # learnable CLIP logit scale is clamped to this
@@ -204,15 +220,8 @@ class PretrainConfig(Section):
     mask_ratio: float = Field(0.3, gt=0.0, le=1.0)  # masked-feature reconstruction
     fused_mask_ratio: float = Field(0.5, gt=0.0, le=1.0)  # share of observed table features hidden for masked_fused
     mae: MAEConfig = Field(default_factory=MAEConfig)
-    num_workers: int = Field(0, ge=0)  # DataLoader worker processes (0 = load in the training process)
-    pin_memory: bool = True  # page-locked host batches (CUDA only)
-    persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
-    prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
     checkpoint_every: int = Field(1, ge=1)  # epochs
-    checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps (mid-epoch resume)
     retrieval_every: int = Field(1, ge=1)  # epochs
-    log_every: int = Field(10, ge=1)  # steps
-    progress: bool = True
 
 
 # --------------------------------------------------------------------------- finetune
@@ -235,7 +244,10 @@ class ProbeConfig(Section):
     max_iter: int = Field(1000, ge=10)  # L-BFGS iterations per fit
 
 
-class FinetuneConfig(Section):
+class FinetuneConfig(EngineConfig):
+    """Downstream models on the splits; the engine keys (see EngineConfig) train mlp, full, image_only and
+    fused_scratch, with ``lr`` the heads' learning rate and ``encoder_lr`` the encoders' (full fine-tuning)."""
+
     # names of the downstream model registry (clinfusion.downstream.models), checked at config load; a plug-in
     # registered with register_model(name, kind) is accepted. Heads (saved in classifier/): linear = probe on the
     # fused embedding, linear_image / linear_table / linear_concat = probes on the image / table / [image, table]
@@ -250,11 +262,9 @@ class FinetuneConfig(Section):
     # fraction of them too (at least one patient per class), as a cohort with that few labels would have
     validation_labels: Literal["all", "fraction"] = "all"
     cv_folds: Optional[int] = Field(None, ge=3)  # None: holdout split; k >= 3: patient-grouped k-fold CV (one fold tests, the next validates, k-2 train)
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0.0)  # head learning rate
+    epochs: int = Field(20, ge=1)  # engine defaults that differ from pretraining
     encoder_lr: float = Field(1e-4, gt=0.0)  # full fine-tuning: lower learning rate for encoders
-    weight_decay: float = Field(1e-4, ge=0.0)  # AdamW weight decay
+    weight_decay: float = Field(1e-4, ge=0.0)
     # the models trained end to end (full, fused_scratch, image_only) see a new random view of each
     # training image every epoch, drawn with the image.augment settings (validation / test images never)
     augment: bool = False
@@ -272,28 +282,10 @@ class FinetuneConfig(Section):
     mlp_keep: Literal["last", "best"] = "last"
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
-    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
-    pin_memory: bool = True  # page-locked host batches (CUDA only)
-    persistent_workers: bool = True  # keep DataLoader workers alive between epochs (with num_workers > 0)
-    prefetch_factor: Optional[int] = Field(None, ge=1)  # batches each worker loads ahead; None = torch's default (2)
-    # engine settings of the models trained end to end (mlp, full, image_only, fused_scratch); same
-    # training engine as pretraining (clinfusion/training/engine.py)
     early_stopping: Optional[int] = Field(None, ge=1)  # stop after this many epochs without a better validation
     # AUROC (None: train all epochs); either way the kept weights are those of the best validation epoch
-    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up, then cosine decay
-    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
-    grad_clip: Optional[float] = Field(1.0, gt=0.0)  # max gradient norm; None = no clipping
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    grad_checkpointing: bool = False  # recompute encoder activations in backward (less memory)
-    # GPU speed, same weights (checkpoints load anywhere): torch.compile of
-    # the image encoder ("default" | "reduce-overhead" | "max-autotune"; the first steps wait for the compiler)
-    # and its weights and images in channels-last memory layout (NHWC / NDHWC: faster convolutions on
-    # tensor-core GPUs). See clinfusion.training.engine.image_speedups and benchmarks.gpu for the measurements.
-    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
-    channels_last: bool = False
-    checkpoint_every_steps: Optional[int] = Field(None, ge=1)  # also save checkpoints/last every N optimizer steps
-    log_every: int = Field(10, ge=1)  # optimizer steps per train row of metrics.csv
-    progress: bool = False  # progress bar per epoch (rank 0)
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    progress: bool = False
 
 
 class EvaluationConfig(Section):

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from clinfusion.config.schema import EngineConfig
 from clinfusion.errors import ConfigError, TrainingError
 from clinfusion.training import distributed as D
 from clinfusion.training.checkpoint import (MODEL_FILE, load_checkpoint, resolve_checkpoint, save_checkpoint,
@@ -95,10 +96,11 @@ def image_speedups(task: nn.Module, compile_mode: str = "off", channels_last: bo
     ``off``): ``forward_features`` runs through ``torch.compile`` (``default`` = torch's default
     mode) with static shapes: each new input shape compiles anew (torch keeps up to
     ``torch._dynamo.config.recompile_limit`` of them, then runs eager); symbolic shapes made inductor
-    fail on a 3D encoder trained after a 2D one in one process (torch 2.13). Both are set as an instance ``forward_features`` (``[B, C, *S] -> [B, D]``), so parameter
-    names and values stay those of the eager module and checkpoints load anywhere. The undo
-    removes that attribute: a copy of the module (``copy.deepcopy``) must not call the
-    original's compiled function. The weights' layout is left as it is (values are unchanged).
+    fail on a 3D encoder trained after a 2D one in one process (torch 2.13). Both are set as an
+    instance ``forward_features`` (``[B, C, *S] -> [B, D]``), so parameter names and values stay
+    those of the eager module and checkpoints load anywhere. The undo removes that attribute: a
+    copy of the module (``copy.deepcopy``) must not call the original's compiled function. The
+    weights' layout is left as it is (values are unchanged).
     """
     from clinfusion.encoders.image_base import ImageEncoder
 
@@ -140,7 +142,7 @@ class Trainer:
 
     Args:
         task: module with ``.model`` and ``forward(batch) -> {"loss", ...}``.
-        cfg: the ``pretrain`` section (epochs, batch size, lr, precision, accumulation, ...).
+        cfg: the ``pretrain`` or ``finetune`` section (their shared keys: ``EngineConfig``).
         run_dir: receives ``checkpoints/``, ``metrics.csv``, ``tensorboard/``.
         device: ``auto`` / ``cpu`` / ``cuda`` (the run config's ``device``).
         seed: data order and views of epoch ``e`` derive from ``(seed, e)``.
@@ -157,7 +159,7 @@ class Trainer:
         patience: stop after this many epochs without a better ``monitor`` (None: never).
     """
 
-    def __init__(self, task: nn.Module, cfg: Any, run_dir: str | Path, device: str = "auto",
+    def __init__(self, task: nn.Module, cfg: EngineConfig, run_dir: str | Path, device: str = "auto",
                  seed: int = 0, step_callbacks: Sequence[StepCallback] = (),
                  epoch_end: Optional[Callable[["Trainer", int], None]] = None,
                  groups: Optional[List[dict]] = None,
