@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmarks._quality_runs import mean_sd  # sd over seeds with ddof 1, as every other table
+
 RECIPES: Dict[str, Dict[str, float]] = {  # the demo config's weights where a term is on
     "clip": dict(clip=0.5),
     "clip+unimodal": dict(clip=0.5, simclr=1.0, scarf=0.5, masked_features=0.25),
@@ -148,7 +150,7 @@ def table_rows(df: pd.DataFrame) -> List[Dict[str, Any]]:
         row: Dict[str, Any] = {"recipe": recipe}
         for f in FRACTIONS:
             v = g.loc[np.isclose(g["label_fraction"], f), "auroc"].to_numpy(dtype=float)
-            row[f"AUROC {f:g} mean±sd"] = f"{np.mean(v):.3f} ± {np.std(v):.3f}" if len(v) else "n/a"
+            row[f"AUROC {f:g} mean±sd"] = mean_sd(v) if len(v) else "n/a"
             row[f"AUROC {f:g} per seed"] = " ".join(f"{x:.3f}" for x in v)
         row["n train (100%)"] = float(g.loc[np.isclose(g["label_fraction"], 1.0), "n_train"].mean())
         row["seconds per seed"] = float(g.groupby("seed")["seconds"].first().mean()) if "seed" in g else float("nan")

@@ -16,3 +16,19 @@ def test_slope_words_follow_the_slope():
 def test_share_and_ratio_words():
     assert share_words(0.031, 0.05).endswith("met)") and share_words(0.2, 0.05).endswith("missed)")
     assert ratio_words(0.85, 1.5).endswith("missed)") and ratio_words(1.05, 1.10, above=False).endswith("met)")
+
+
+def test_recipe_table_sd_is_the_sample_sd_over_seeds():
+    """Recipe tables (quality, label_efficiency) give the same sd as every other table: over seeds, ddof 1."""
+    import statistics
+
+    import pandas as pd
+
+    from benchmarks._recipes import table_rows
+
+    auroc = [0.623, 0.624, 0.614]
+    df = pd.DataFrame({"recipe": "clip", "label_fraction": 1.0, "auroc": auroc, "n_train": 165, "seconds": 1.0,
+                       "seed": [0, 1, 2]})
+    row = table_rows(df)[0]
+    assert row["AUROC 1 mean±sd"] == f"{statistics.mean(auroc):.3f} ± {statistics.stdev(auroc):.3f}"  # 0.006, not 0.004
+    assert row["AUROC 0.1 mean±sd"] == "n/a"
