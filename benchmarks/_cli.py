@@ -33,7 +33,7 @@ def parser(name: str, doc: Optional[str]) -> argparse.ArgumentParser:
 
 
 def setup(args: argparse.Namespace) -> None:
-    """Apply ``--threads`` before any work.
+    """Apply ``--threads`` before any work; ``--tiny`` also sets ``--budget tiny`` where a benchmark has budgets.
 
     On CPU the default is one thread: on a small machine shared with other jobs, an
     OpenMP team of several threads stalls whenever one of its threads is preempted, which
@@ -42,6 +42,8 @@ def setup(args: argparse.Namespace) -> None:
     """
     import torch
 
+    if args.tiny and hasattr(args, "budget"):
+        args.budget = "tiny"
     threads = args.threads
     if threads is None and not (args.device != "cpu" and torch.cuda.is_available()):
         threads = 1

@@ -336,8 +336,6 @@ def main(argv: List[str] | None = None) -> int:
                    default=["synthetic", "synthetic_small", "nih"])
     _jobcache.add_options(p)
     args = p.parse_args(argv)
-    if args.tiny:
-        args.budget = "tiny"
     _cli.setup(args)
     b = BUDGETS[args.budget]
     sections, verdicts = [], {}

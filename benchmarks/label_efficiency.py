@@ -164,8 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "threads, default 1 on CPU); results do not depend on it")
     _jobcache.add_options(p)
     args = p.parse_args(argv)
-    if args.tiny:
-        args.budget = "tiny"
     _cli.setup(args)
     b = BUDGETS[args.budget]
     import torch

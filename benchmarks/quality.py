@@ -217,8 +217,6 @@ def main(argv: List[str] | None = None) -> int:
                         "CPU); results do not depend on it")
     _jobcache.add_options(p)
     args = p.parse_args(argv)
-    if args.tiny:
-        args.budget = "tiny"
     _cli.setup(args)
     device = pick_device(args.device).type
     b = BUDGETS[args.budget]
