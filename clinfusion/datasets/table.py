@@ -79,11 +79,20 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     reader: Callable[[Path], pd.DataFrame] = TABLE_READERS.get(ext)
     try:
         frame = reader(p)
+    except UnicodeDecodeError:
+        raise DataError(f"table {str(path)!r} is not UTF-8 text (e.g. Latin-1 accents): save it as UTF-8 "
+                        f"(spreadsheet programs: 'CSV UTF-8')") from None
     except Exception as exc:  # pandas/pyarrow raise many types; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"table {str(path)!r} could not be read as {ext[1:]} ({reason}): check the file") from None
     if frame.shape[1] == 0:
         raise DataError(f"table {str(path)!r} has no columns: is it an empty or non-table file?")
+    if frame.shape[1] == 1 and ext in (".csv", ".tsv"):
+        only = str(frame.columns[0])
+        sep = next((c for c in (";", "\t", ",", "|") if c in only and c != {".csv": ",", ".tsv": "\t"}[ext]), None)
+        if sep is not None:
+            raise DataError(f"table {str(path)!r} reads as one column {only[:60]!r}: its cells are separated by "
+                            f"{sep!r}; save it with commas as .csv (or tabs as .tsv)")
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

@@ -43,6 +43,7 @@ class ValidationReport:
     leakage: List[str] = field(default_factory=list)  # patients found in more than one split
     omics_shape: Optional[Tuple[int, int]] = None  # (rows, G)
     omics_rows_matched: int = 0
+    warnings: List[str] = field(default_factory=list)  # not fatal, but most likely a mistake in the data
     fatal: List[str] = field(default_factory=list)
     loaded: bool = False  # False when the cohort could not be read at all
 
@@ -95,6 +96,7 @@ class ValidationReport:
         if self.omics_shape is not None:
             lines.append(f"omics: {self.omics_shape[0]} x {self.omics_shape[1]}, "
                          f"{self.omics_rows_matched} rows matched an omics row")
+        lines += [f"warning: {w}" for w in self.warnings]
         lines.append("status: OK" if not self.fatal and not bad else
                      ("status: FAILED" if self.fatal else "status: OK (rows with bad images will be skipped)"))
         lines += [f"  fatal: {f}" for f in self.fatal]
@@ -181,6 +183,15 @@ def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     for s in ("train", "val", "test"):
         sel = names == s
         report.split_sizes[s] = (int(sel.sum()), len(set(patients[sel])))
+    if cohort.labels is not None and cohort.labels.task != "multilabel":  # a class some split lacks
+        idx = np.asarray(cohort.label_index)
+        for k, c in enumerate(cohort.labels.classes):
+            absent = [s for s in ("train", "val", "test") if not ((idx == k) & (names == s)).any()]
+            if absent:
+                report.warnings.append(
+                    f"class {c!r} ({int((idx == k).sum())} row(s)) has no row in the {'/'.join(absent)} split: "
+                    f"fine-tuning needs every class in training, AUROC in validation and test; correct a "
+                    f"mistyped label or merge the class")
     report.leakage = [f"{p} ({'/'.join(w)})" for p, w in leaked_patients(names, patients).items()]
 
 
@@ -205,6 +216,8 @@ def validate_cohort(cfg: RunConfig) -> ValidationReport:
     report.features = [(c, kind, float(frame[c].isna().mean()))
                        for kind, cols in (("numeric", cohort.numeric), ("categorical", cohort.categorical))
                        for c in cols]
+    report.warnings += [f"feature {c!r} is empty in every row: it tells the model nothing (add it to "
+                        f"cohort.exclude)" for c, _, rate in report.features if rate == 1.0]
     _labels(report, cohort)
     try:
         _splits(report, cohort, cfg)

@@ -49,3 +49,21 @@ def test_unreadable_parquet_and_empty_csv_name_the_file(tmp_path):
     with pytest.raises(DataError, match=r"empty\.csv.*could not be read as csv") as info:
         read_table(empty)
     assert "\n" not in str(info.value)
+
+
+def test_semicolon_csv_and_latin1_csv_say_how_to_save_the_file(tmp_path, frame12):
+    """Two ways a spreadsheet export goes wrong: ';' as separator (European locales) and Latin-1 text."""
+    semi = tmp_path / "semi.csv"
+    frame12.to_csv(semi, index=False, sep=";")
+    with pytest.raises(DataError, match=r"semi\.csv.*one column.*separated by ';'.*save it with commas") as info:
+        read_table(semi)
+    assert "\n" not in str(info.value)
+    latin = tmp_path / "latin.csv"
+    frame = frame12.astype({"sex": object}).copy()
+    frame.loc[0, "sex"] = "féminin"
+    frame.to_csv(latin, index=False, encoding="latin-1")
+    with pytest.raises(DataError, match=r"latin\.csv.*not UTF-8.*save it as UTF-8"):
+        read_table(latin)
+    one = tmp_path / "one.csv"  # a real one-column table is still a table
+    pd.DataFrame({"sid": ["a", "b"]}).to_csv(one, index=False)
+    assert list(read_table(one).columns) == ["sid"]

@@ -62,6 +62,25 @@ def test_bundled_nih_config_validates():
                                                    "pixel_spacing", "sex", "view"}
     assert sum(p for _, p in report.split_sizes.values()) == 160
     assert "status: OK" in report.render()
+    assert report.warnings == []
+
+
+def test_an_empty_feature_and_a_class_some_split_lacks_are_warned(tiny_table, tiny_cfg):
+    """Not fatal (pretraining still runs), but most likely a mistake: a column exported empty, a label typo."""
+    frame = pd.read_csv(tiny_table)
+    frame["age"] = float("nan")
+    frame["label"] = frame["label"].astype(str)
+    frame.loc[frame["sid"] == "s05", "label"] = "2"  # one row of a third class: in one split only
+    p = tiny_table.parent / "odd.csv"
+    frame.to_csv(p, index=False)
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(p)))
+    assert report.fatal == []
+    assert report.warnings[0].startswith("feature 'age' is empty in every row")
+    (cls,) = [w for w in report.warnings if w.startswith("class '2' (1 row(s)) has no row in the ")]
+    assert sorted(cls.split(" split:")[0].split("in the ")[1].split("/")) in (["train", "val"], ["test", "train"],
+                                                                              ["test", "val"])
+    text = report.render()
+    assert "warning: feature 'age' is empty" in text and text.splitlines()[-1] == "status: OK"
 
 
 def test_multilabel_row_with_one_empty_label_is_partly_labelled_not_unlabelled(tiny_cfg, tiny_table, tmp_path):
