@@ -30,15 +30,10 @@ from clinfusion.downstream.data import FinetuneData, Fold, fraction_rows, make_f
 from clinfusion.downstream.evaluation import (METRIC_NAMES, evaluate_rows, json_safe, pick_threshold, predictions_frame,
                                               summary_row)
 from clinfusion.downstream.models import BASELINES, HEADS, HeadContext, Predictor
-from clinfusion.downstream.inference import CLASSIFIER_DIR, HEAD_META, META, check_run_dir
+from clinfusion.downstream.inference import CLASSIFIER_DIR, HEAD_META, META, PRETRAINED_REQUIRED, check_run_dir
 from clinfusion.downstream.labels import LabelInfo, labelled, targets_from_cohort
 from clinfusion.errors import ConfigError
 
-
-PRETRAINED_REQUIRED = (
-    ("config.yaml",), ("preprocessing.json",),
-    ("checkpoints/best/model.safetensors", "checkpoints/last/model.safetensors"),
-)
 
 
 @dataclass

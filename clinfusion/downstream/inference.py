@@ -49,15 +49,34 @@ CLASSIFIER_DIR = "classifier"
 META = "meta.json"
 HEAD_META = "head.json"
 FINETUNED_REQUIRED = ("config.yaml", "preprocessing.json", f"{CLASSIFIER_DIR}/{META}")
+PRETRAINED_REQUIRED = (
+    ("config.yaml",), ("preprocessing.json",),
+    ("checkpoints/best/model.safetensors", "checkpoints/last/model.safetensors"),
+)
+
+
+def other_kind(path: Path, kind: str) -> str:
+    """The sentence for a folder of the other kind than the ``kind`` a command takes ("pretrained" or
+    "fine-tuned"), or ''."""
+    if kind == "pretrained" and (path / CLASSIFIER_DIR / META).is_file():
+        source = read_meta(path).get("pretrained")
+        return ("it is a fine-tuned run: pass the pretrained run it started from, " + repr(str(source)) if source
+                else "it is a fine-tuned run trained from scratch: pass a folder `clinfusion pretrain` wrote")
+    if kind == "fine-tuned" and not (path / CLASSIFIER_DIR).exists() and (path / "checkpoints").is_dir():
+        return (f"it is a pretrained run: pass the folder `clinfusion finetune CONFIG --pretrained {path} --out "
+                f"DIR` writes")
+    return ""
 
 
 def check_run_dir(run_dir: str | Path, required: Sequence[Sequence[str]], kind: str) -> Path:
-    """RunDirError listing every missing item; each entry of ``required`` is a list of
-    alternatives (any one present is enough)."""
+    """RunDirError listing every missing item (or saying the folder is a run of the other kind); each
+    entry of ``required`` is a list of alternatives (any one present is enough)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise RunDirError(f"{kind} run directory {str(path)!r} not found: pass a directory written by clinfusion")
     missing = [" or ".join(alts) for alts in required if not any((path / a).exists() for a in alts)]
+    if missing and other_kind(path, kind):
+        raise RunDirError(f"{kind} run directory {str(path)!r}: {other_kind(path, kind)}")
     if missing:
         raise RunDirError(f"{kind} run directory {str(path)!r} is incomplete: missing {', '.join(missing)}; "
                           f"re-run the {kind} step or point to a finished run")

@@ -55,12 +55,13 @@ def _make_out_dir(out: Path) -> Path:
 
 def load_run(run_dir: str | Path, device: Optional[str] = None):
     """``(FinetunedRun, neural classifier or None)``; RunDirError for a run with no classifier."""
-    from clinfusion.downstream.inference import CLASSIFIER_DIR, META, load_finetuned, read_meta
+    from clinfusion.downstream.inference import CLASSIFIER_DIR, META, load_finetuned, other_kind, read_meta
 
     path = Path(run_dir)
     if path.is_dir() and not (path / CLASSIFIER_DIR / META).exists():
         raise RunDirError(f"run directory {str(path)!r} has no fine-tuned classifier ({CLASSIFIER_DIR}/{META}): "
-                          "run `clinfusion finetune` first and explain its output directory")
+                          + (other_kind(path, "fine-tuned")
+                             or "run `clinfusion finetune` first and explain its output directory"))
     run = load_finetuned(path, device=device)
     neural = run.classifier
     if neural is None:  # lightgbm primary head: image maps through a saved neural head, if any

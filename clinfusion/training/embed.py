@@ -31,9 +31,11 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     import pandas as pd
 
     from clinfusion.datasets.builder import build_dataset, build_loader, load_run_cohort, write_skipped
+    from clinfusion.downstream.inference import PRETRAINED_REQUIRED, check_run_dir
     from clinfusion.models.io import load_pretrained
     from clinfusion.training.distributed import resolve_device
 
+    check_run_dir(run_dir, PRETRAINED_REQUIRED, "pretrained")  # names a fine-tuned run passed by mistake
     cfg, pre, model = load_pretrained(run_dir)
     dev = resolve_device(device if device != "auto" else cfg.device)
     model = model.to(dev).eval()

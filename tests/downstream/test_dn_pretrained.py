@@ -45,3 +45,19 @@ def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
                                           r"trained on 2D images .* pretrain on this cohort's 3D images first"):
         run_finetune(dn_cfg("image.spatial_dims=3", "image.size=[16,16,16]"), str(pre_dir), tmp_path / "ft3", show=False)
     assert not (tmp_path / "ft3").exists()
+    # the two kinds of run folder swapped: each command names the kind it got and the folder to pass
+    from clinfusion.errors import RunDirError
+    from clinfusion.explain.run import load_run
+    from clinfusion.training.embed import run_embed
+
+    fine_for_pre = f"it is a fine-tuned run: pass the pretrained run it started from, '{pre_dir}'"
+    with pytest.raises(RunDirError, match=fine_for_pre):
+        run_embed(run_dir, None, tmp_path / "emb.parquet")
+    with pytest.raises(RunDirError, match=fine_for_pre):
+        run_finetune(cfg, str(run_dir), tmp_path / "ft2", show=False)
+    pre_for_fine = f"it is a pretrained run: pass the folder `clinfusion finetune CONFIG --pretrained {pre_dir} --out"
+    with pytest.raises(RunDirError, match=pre_for_fine.replace("(", r"\(")):
+        load_finetuned(pre_dir)
+    with pytest.raises(RunDirError, match=r"has no fine-tuned classifier .*it is a pretrained run"):
+        load_run(pre_dir)
+    assert not (tmp_path / "emb.parquet").exists() and not (tmp_path / "ft2").exists()
