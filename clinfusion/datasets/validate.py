@@ -169,6 +169,40 @@ def _labels(report: ValidationReport, cohort) -> None:
         report.unlabelled = int((idx < 0).sum())
 
 
+def _label_leaks(report: ValidationReport, cohort) -> None:
+    """Warn about a feature that gives the label away on its own (a diagnosis code, a copy of the label):
+    numeric (binary labels) with AUROC >= LEAK_AUROC either way; categorical with every category of >= 2
+    rows holding one class only, over >= 90% of the labelled rows."""
+    if cohort.labels is None or cohort.labels.task == "multilabel":
+        return
+    from sklearn.metrics import roc_auc_score
+
+    idx = np.asarray(cohort.label_index)
+    rows = idx >= 0
+    if rows.sum() < 20:
+        return
+    frame, y = cohort.frame.loc[rows], idx[rows]
+    if cohort.labels.task == "binary":
+        for c in cohort.numeric:
+            v = frame[c].to_numpy(dtype=float)
+            ok = ~np.isnan(v)
+            if ok.sum() >= 20 and len(set(y[ok])) == 2:
+                auc = roc_auc_score(y[ok], v[ok])
+                if max(auc, 1 - auc) >= LEAK_AUROC:
+                    report.warnings.append(f"feature {c!r} alone separates the label (AUROC {max(auc, 1 - auc):.3f}): "
+                                           f"if it is derived from the outcome, add it to cohort.exclude")
+    for c in cohort.categorical:
+        groups = frame.assign(_y=y).dropna(subset=[c]).groupby(c, observed=True)["_y"]
+        sizes, pure = groups.size(), groups.nunique() == 1
+        covered = sizes[(sizes >= 2) & pure].sum()
+        if len(sizes) > 1 and covered >= 0.9 * len(frame) and (sizes >= 2).sum() > 1:
+            report.warnings.append(f"feature {c!r} alone gives the label (each of its values holds one class): if "
+                                   f"it is derived from the outcome, add it to cohort.exclude")
+
+
+LEAK_AUROC = 0.99  # a single clinical variable this good is more often a leak than a finding
+
+
 def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     from clinfusion.datasets.splits import leaked_patients, make_splits, normalise_split
 
@@ -219,6 +253,7 @@ def validate_cohort(cfg: RunConfig) -> ValidationReport:
     report.warnings += [f"feature {c!r} is empty in every row: it tells the model nothing (add it to "
                         f"cohort.exclude)" for c, _, rate in report.features if rate == 1.0]
     _labels(report, cohort)
+    _label_leaks(report, cohort)
     try:
         _splits(report, cohort, cfg)
     except ClinfusionError as exc:

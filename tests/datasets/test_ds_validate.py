@@ -94,3 +94,26 @@ def test_multilabel_row_with_one_empty_label_is_partly_labelled_not_unlabelled(t
     report = validate_cohort(_run_cfg(tiny_cfg, table=str(path), label_column=["a", "b"]))
     assert report.label_task == "multilabel" and report.unlabelled == 1 and report.partly_labelled == 2
     assert "unlabelled rows: 1; partly labelled rows: 2" in report.render()
+
+
+def test_a_feature_that_gives_the_label_away_is_warned(tiny_table, tiny_cfg):
+    """A column derived from the outcome (a diagnosis score or code) is flagged; ordinary ones are not."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 40
+    label = np.array([0, 1] * (n // 2))
+    frame = pd.DataFrame({
+        "sid": [f"s{i:02d}" for i in range(n)], "patient": [f"p{i}" for i in range(n)],
+        "image": [f"img/{i % 12}.png" for i in range(n)], "label": label,
+        "age": rng.normal(60, 10, n).round(1),  # unrelated
+        "marker": label + rng.normal(0, 1.0, n),  # informative, not a copy: AUROC well below 0.99
+        "dx_score": label * 3 + rng.normal(0, 0.3, n),  # a copy of the label with noise
+        "dx_code": np.where(label == 1, "C34", "Z00"), "sex": rng.choice(["F", "M"], n),
+    })
+    p = tiny_table.parent / "leaky.csv"
+    frame.to_csv(p, index=False)
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(p), exclude=[], categorical=["dx_code", "sex"]))
+    flagged = sorted(w.split("'")[1] for w in report.warnings if "alone" in w)
+    assert flagged == ["dx_code", "dx_score"], report.warnings
+    assert report.fatal == [] and "add it to cohort.exclude" in report.render()
