@@ -256,7 +256,24 @@ def format_comparison(comparison: pd.DataFrame) -> str:
     if len(chosen):
         lines.append(f"* chosen on the validation patients (highest validation AUROC among the heads): "
                      f"{chosen.iloc[0]['model']}")
+    lines += chance_verdict(comparison)
     return "\n".join(lines)
+
+
+def chance_verdict(comparison: pd.DataFrame) -> List[str]:
+    """One line: the models whose test AUROC interval lies above chance (0.5), or, when none does,
+    that this test split cannot show learning (no line without intervals: evaluation.bootstrap=0)."""
+    if "auroc_ci_low" not in comparison or comparison["auroc_ci_low"].isna().all():
+        return []
+    above = comparison[comparison["auroc_ci_low"] > 0.5]
+    if len(above):
+        names = ", ".join(f"{r['model']} ({r['label_fraction']:g})" for _, r in above.iterrows())
+        return [f"test AUROC interval above chance (0.5): {names}"]
+    n = comparison["n_test"].max() if "n_test" in comparison else float("nan")
+    rows = "" if pd.isna(n) else f" on {int(n)} test rows"
+    return [f"no model's test AUROC interval lies above chance (0.5){rows}: these results do not show that "
+            f"anything was learned; more labelled patients, or finetune.cv_folds=5 (every patient tested "
+            f"once), narrow the intervals"]
 
 
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,

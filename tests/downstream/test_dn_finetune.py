@@ -219,3 +219,20 @@ def test_comparison_table_prints_a_ci_only_when_there_is_one():
     without = format_comparison(pd.DataFrame([dict(row, auroc_ci_low=float("nan"), auroc_ci_high=float("nan"))]))
     assert "0.750 [0.700, 0.800]" in with_ci
     assert "nan" not in without and "0.750" in without
+
+
+def test_comparison_says_which_models_beat_chance_or_that_none_does():
+    """The interval, not the point AUROC, decides: 0.75 [0.45, 0.95] on 23 rows shows nothing."""
+    from clinfusion.downstream.finetune import format_comparison
+
+    def table(*rows):
+        return format_comparison(pd.DataFrame([dict(model=m, selected=i == 0, label_fraction=f, val_auroc=0.8, auroc=a,
+                                                    auroc_ci_low=lo, auroc_ci_high=hi, auprc=0.6, n_test=23)
+                                               for i, (m, f, a, lo, hi) in enumerate(rows)]))
+
+    none = table(("linear", 1.0, 0.75, 0.45, 0.95), ("tabular_lgbm", 1.0, 0.52, 0.30, 0.74))
+    assert none.splitlines()[-1].startswith("no model's test AUROC interval lies above chance (0.5) on 23 test rows")
+    some = table(("linear", 1.0, 0.80, 0.62, 0.93), ("linear", 0.1, 0.70, 0.48, 0.88), ("mlp", 1.0, 0.7, 0.51, 0.85))
+    assert some.splitlines()[-1] == "test AUROC interval above chance (0.5): linear (1), mlp (1)"
+    no_ci = table(("linear", 1.0, 0.80, float("nan"), float("nan")))
+    assert "chance" not in no_ci  # evaluation.bootstrap=0: no interval, no verdict
