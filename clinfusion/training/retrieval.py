@@ -52,8 +52,29 @@ def retrieval_table(image_proj: Tensor, table_proj: Tensor, ks: Sequence[int] = 
 
 
 def format_table(rows: List[Dict[str, float]]) -> str:
-    """Human-readable retrieval table (printed at the end of pretraining)."""
+    """Human-readable retrieval table (printed at the end of pretraining), ending with :func:`verdict`."""
     lines = [f"{'direction':<16}{'k':>4}{'recall':>9}{'chance':>9}{'n':>6}"]
     for r in rows:
         lines.append(f"{r['direction']:<16}{r['k']:>4}{r['recall']:>9.3f}{r['chance']:>9.3f}{r['n']:>6}")
-    return "\n".join(lines)
+    return "\n".join(lines + [v for v in [verdict(rows)] if v])
+
+
+def verdict(rows: List[Dict[str, float]], alpha: float = 0.05) -> str:
+    """Whether the k=1 rows (each retrieval direction; ITM accuracy too) beat their chance level: a
+    one-sided binomial test of the hits among the ``n`` validation pairs (pairs ranked against one
+    another are not fully independent: read it as a rough guide)."""
+    from scipy.stats import binomtest
+
+    tested = []
+    for r in rows:
+        if r["k"] == 1 and r["n"] and 0 < r["chance"] < 1:
+            hits = int(round(r["recall"] * r["n"]))
+            p = binomtest(hits, int(r["n"]), r["chance"], alternative="greater").pvalue
+            tested.append((r["direction"], p))
+    if not tested:
+        return ""
+    above = [d for d, p in tested if p < alpha]
+    if above:
+        return f"above chance at k=1 (one-sided binomial p < {alpha:g}): {', '.join(above)}"
+    return (f"no direction beats chance at k=1 on {int(rows[0]['n'])} validation pairs (one-sided binomial p >= "
+            f"{alpha:g}): the alignment shows nothing learned yet (more epochs, or more patients)")

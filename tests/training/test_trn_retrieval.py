@@ -32,3 +32,21 @@ def test_table_has_chance_beside_each_value():
         assert r["recall"] == 1.0 and r["n"] == 20 and r["chance"] == pytest.approx(r["k"] / 20)
     with pytest.raises(ValueError, match=r"\(20, 8\) and \(19, 8\)"):
         retrieval_table(x, x[:19])
+
+
+def test_verdict_says_whether_retrieval_beats_chance():
+    """4 of 10 pairs found at k=1 (chance 1/10): P(X >= 4) = 0.013 by hand; 2 of 10: P(X >= 2) = 0.26."""
+    from math import comb
+
+    from clinfusion.training.retrieval import format_table, verdict
+
+    tail = lambda h: sum(comb(10, j) * 0.1 ** j * 0.9 ** (10 - j) for j in range(h, 11))  # noqa: E731
+    assert tail(4) < 0.05 < tail(3) and tail(2) > 0.05
+
+    def rows(hits_i2t, hits_t2i):
+        return [{"direction": d, "k": k, "recall": (h / 10 if k == 1 else 1.0), "chance": min(1.0, k / 10), "n": 10}
+                for d, h in (("image_to_table", hits_i2t), ("table_to_image", hits_t2i)) for k in (1, 5, 10)]
+
+    assert verdict(rows(4, 2)) == "above chance at k=1 (one-sided binomial p < 0.05): image_to_table"
+    assert verdict(rows(3, 3)).startswith("no direction beats chance at k=1 on 10 validation pairs")
+    assert format_table(rows(4, 4)).splitlines()[-1].endswith("image_to_table, table_to_image")
