@@ -35,18 +35,23 @@ def test_table_has_chance_beside_each_value():
 
 
 def test_verdict_says_whether_retrieval_beats_chance():
-    """4 of 10 pairs found at k=1 (chance 1/10): P(X >= 4) = 0.013 by hand; 2 of 10: P(X >= 2) = 0.26."""
+    """10 pairs, k=1 (chance 1/10): 5 hits has P(X >= 5) = 0.0016 < 0.05 / 4 tests; 3 hits P(X >= 3) = 0.07.
+    k=5 (chance 1/2): 10 of 10 has P = 0.001 < 0.0125; 8 of 10 has 0.055. Computed by hand below."""
     from math import comb
 
     from clinfusion.training.retrieval import format_table, verdict
 
-    tail = lambda h: sum(comb(10, j) * 0.1 ** j * 0.9 ** (10 - j) for j in range(h, 11))  # noqa: E731
-    assert tail(4) < 0.05 < tail(3) and tail(2) > 0.05
+    def tail(h, p):
+        return sum(comb(10, j) * p ** j * (1 - p) ** (10 - j) for j in range(h, 11))
 
-    def rows(hits_i2t, hits_t2i):
-        return [{"direction": d, "k": k, "recall": (h / 10 if k == 1 else 1.0), "chance": min(1.0, k / 10), "n": 10}
-                for d, h in (("image_to_table", hits_i2t), ("table_to_image", hits_t2i)) for k in (1, 5, 10)]
+    assert tail(5, 0.1) < 0.05 / 4 < tail(4, 0.1) and tail(10, 0.5) < 0.05 / 4 < tail(8, 0.5)
 
-    assert verdict(rows(4, 2)) == "above chance at k=1 (one-sided binomial p < 0.05): image_to_table"
-    assert verdict(rows(3, 3)).startswith("no direction beats chance at k=1 on 10 validation pairs")
-    assert format_table(rows(4, 4)).splitlines()[-1].endswith("image_to_table, table_to_image")
+    def rows(at1, at5):  # hits at k=1 and k=5 per direction; k=10 has chance 1 and is not tested
+        return [{"direction": d, "k": k, "recall": {1: h1, 5: h5, 10: 10}[k] / 10, "chance": min(1.0, k / 10), "n": 10}
+                for d, h1, h5 in (("image_to_table", *at1), ("table_to_image", *at5)) for k in (1, 5, 10)]
+
+    assert verdict(rows((5, 6), (3, 10))) == ("above chance (one-sided binomial, p < 0.05/4 (Bonferroni)): "
+                                              "image_to_table@1, table_to_image@5")
+    none = verdict(rows((4, 8), (3, 8)))
+    assert none.startswith("no row beats chance on 10 validation pairs") and "not aligned" in none
+    assert format_table(rows((5, 6), (3, 10))).splitlines()[-1].endswith("image_to_table@1, table_to_image@5")
