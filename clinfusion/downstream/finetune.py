@@ -35,7 +35,6 @@ from clinfusion.downstream.labels import LabelInfo, labelled, targets_from_cohor
 from clinfusion.errors import ConfigError
 
 
-
 @dataclass
 class Base:
     """What the run starts from: the effective config, and the pretrained parts (or None)."""

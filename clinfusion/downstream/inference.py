@@ -75,8 +75,9 @@ def check_run_dir(run_dir: str | Path, required: Sequence[Sequence[str]], kind: 
     if not path.is_dir():
         raise RunDirError(f"{kind} run directory {str(path)!r} not found: pass a directory written by clinfusion")
     missing = [" or ".join(alts) for alts in required if not any((path / a).exists() for a in alts)]
-    if missing and other_kind(path, kind):
-        raise RunDirError(f"{kind} run directory {str(path)!r}: {other_kind(path, kind)}")
+    swapped = other_kind(path, kind) if missing else ""
+    if swapped:
+        raise RunDirError(f"{kind} run directory {str(path)!r}: {swapped}")
     if missing:
         raise RunDirError(f"{kind} run directory {str(path)!r} is incomplete: missing {', '.join(missing)}; "
                           f"re-run the {kind} step or point to a finished run")

@@ -77,5 +77,9 @@ def verdict(rows: List[Dict[str, float]], alpha: float = 0.05) -> str:
     how = f"one-sided binomial, p < {alpha:g}/{len(tested)} (Bonferroni)"
     if above:
         return f"above chance ({how}): {', '.join(above)}"
-    return (f"no row beats chance on {int(rows[0]['n'])} validation pairs ({how}): the image and table projections "
-            f"are not aligned (yet); more epochs or patients may help, and the unimodal terms still train the encoders")
+    kinds = {name.split("@")[0] == "itm" for name, _ in tested}  # True: the ITM row, False: retrieval rows
+    said = [what for is_itm, what in ((False, "the image and table projections are not aligned (yet)"),
+                                      (True, "the fusion does not tell true pairs from hard negatives (ITM) (yet)"))
+            if is_itm in kinds]
+    return (f"no row beats chance on {int(rows[0]['n'])} validation pairs ({how}): {'; '.join(said)}; more epochs or "
+            f"patients may help, and the unimodal terms still train the encoders")

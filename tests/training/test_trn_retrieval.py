@@ -54,4 +54,8 @@ def test_verdict_says_whether_retrieval_beats_chance():
                                               "image_to_table@1, table_to_image@5")
     none = verdict(rows((4, 8), (3, 8)))
     assert none.startswith("no row beats chance on 10 validation pairs") and "not aligned" in none
+    assert "ITM" not in none  # no ITM row: nothing said about the fusion
+    itm = {"direction": "itm", "k": 1, "recall": 0.6, "chance": 2 / 3, "n": 10}
+    with_itm = verdict(rows((4, 8), (3, 8)) + [itm])
+    assert "p < 0.05/5" in with_itm and "not aligned" in with_itm and "hard negatives (ITM)" in with_itm
     assert format_table(rows((5, 6), (3, 10))).splitlines()[-1].endswith("image_to_table@1, table_to_image@5")
