@@ -35,6 +35,10 @@ LABELS = {
     "full": "fused pretrained: full fine-tune",
     "fused_scratch": "fused, from scratch",
 }
+DEMO_HEADS = ["linear", "lightgbm"]  # finetune.heads of configs/nih_cxr_demo.yaml
+CHOSEN = {"chosen_demo": DEMO_HEADS, "chosen_all": HEADS}  # model name -> the heads finetune's rule chooses among
+LABELS.update({"chosen_demo": "chosen on validation among the demo heads (linear, lightgbm)",
+               "chosen_all": "chosen on validation among every head"})
 FUSED = ("linear", "linear_concat", "mlp", "lightgbm", "full", "fused_scratch")
 SINGLE = ("tabular_lgbm", "image_only", "linear_image", "linear_table")  # every model that reads one input
 
@@ -77,6 +81,40 @@ ORACLE_OF = {"image_only": "image", "linear_image": "image", "tabular_lgbm": "ta
              "linear_table": "table"}  # every other model sees both inputs
 
 
+def with_chosen(runs: pd.DataFrame, run_key: str) -> pd.DataFrame:
+    """``runs`` plus, per run (``run_key``: fold or seed) and label fraction, the rows of the head
+    ``clinfusion finetune``'s rule picks (highest validation AUROC; ties and NaN keep the order of
+    ``finetune.heads``, as ``select_on_validation``), renamed to each :data:`CHOSEN` name: what a user
+    of the toolkit gets, chosen on validation patients only."""
+    extra = []
+    for _, g in runs.groupby([run_key, "label_fraction"], sort=False):
+        for name, heads in CHOSEN.items():
+            cand = g.set_index("model").reindex([h for h in heads if h in set(g["model"])])
+            if not len(cand):
+                continue
+            val = cand["val_auroc"].to_numpy(float)
+            pick = cand.index[int(np.argmax(np.where(np.isfinite(val), val, -np.inf)))] if np.isfinite(val).any() \
+                else cand.index[0]
+            extra.append(g[g["model"] == pick].assign(model=name, chosen_head=pick))
+    return pd.concat([runs] + extra, ignore_index=True) if extra else runs
+
+
+def run_records(runs: pd.DataFrame, run_key: str) -> List[Dict[str, Any]]:
+    """Every (run, model, label fraction) of a section with its validation and test AUROC: kept in the
+    JSON (``runs``) so that another selection rule can be scored later without training again."""
+    cols = [c for c in (run_key, "model", "chosen_head", "label_fraction", "val_auroc", "auroc", "auprc", "n_train")
+            if c in runs]
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in runs[cols].to_dict("records")]
+
+
+def oracle_of(g: pd.DataFrame) -> pd.Series:
+    """Per row of ``g``, the oracle AUROC for the inputs its model reads (a chosen row: its head's)."""
+    heads = g["chosen_head"].fillna(g["model"]) if "chosen_head" in g else g["model"]
+    return pd.Series([r[f"oracle_{ORACLE_OF.get(h, 'both')}"] for h, (_, r) in zip(heads, g.iterrows())],
+                     index=g.index, dtype=float)
+
+
 def mean_sd(values: Sequence[float]) -> str:
     v = np.asarray(values, float)
     return f"{np.nanmean(v):.3f} ± {np.nanstd(v, ddof=1) if len(v) > 1 else 0.0:.3f}"
@@ -103,9 +141,11 @@ def seed_rows(runs: pd.DataFrame, oracle: bool) -> List[Dict[str, Any]]:
         row = {"model": LABELS.get(model, model), "label fraction": float(frac), "AUROC": float(g["auroc"].mean()),
                "AUROC mean ± sd": mean_sd(g["auroc"]), "AUROC 95% CI (t, over runs)": f"[{lo:.3f}, {hi:.3f}]",
                "AUPRC mean ± sd": mean_sd(g["auprc"]), "AUPRC": float(g["auprc"].mean()),
-               "AUROC per run": " ".join(f"{v:.3f}" for v in g["auroc"]), "runs": int(len(g))}
+               "AUROC per run": " ".join(f"{v:.3f}" for v in g["auroc"]), "runs": int(len(g)),
+               "chosen per run": (" ".join(str(h) for h in g["chosen_head"]) if "chosen_head" in g
+                                  and g["chosen_head"].notna().all() else "")}
         if oracle:
-            o = g[f"oracle_{ORACLE_OF.get(model, 'both')}"]
+            o = oracle_of(g)
             row["oracle (same inputs)"] = float(o.mean())
             row["gap to oracle"] = float((o - g["auroc"]).mean())
         out.append(row)
@@ -123,7 +163,7 @@ def goal_sentences(runs: pd.DataFrame, dims: int, probe_bar: float = 0.85, gap: 
                       "text": f"{dims}D fused linear probe AUROC >= {probe_bar} at 100% labels: "
                               f"{'yes' if v >= probe_bar else 'no'} ({v:.3f})"})
     for model in [m for m in mean.index if m != "tabular_lgbm"]:
-        o = float(top.loc[top["model"] == model, f"oracle_{ORACLE_OF.get(model, 'both')}"].mean())
+        o = float(oracle_of(top[top["model"] == model]).mean())
         v = float(mean[model])
         ok = o - v <= gap
         goals.append({"goal": f"{dims}D {model} within {gap} of its oracle", "met": bool(ok),
