@@ -66,10 +66,12 @@ def load_cohort(config: ConfigLike, table: Optional[PathLike] = None, require_la
 
 
 def validate(config: ConfigLike, overrides: Sequence[str] = ()) -> Any:
-    """The cohort report (``.fatal`` list, ``.render()`` text) without training anything."""
+    """The cohort report (``.fatal`` list, ``.render()`` text) without training anything: the data,
+    then the settings pretraining would stop on (model, losses, device, batch size)."""
     from clinfusion.datasets.validate import validate_cohort
+    from clinfusion.training.pretrain import check_settings
 
-    return validate_cohort(_config(config, overrides))
+    return validate_cohort(_config(config, overrides), settings=check_settings)
 
 
 def pretrain(config: ConfigLike, out: PathLike, overrides: Sequence[str] = (), overwrite: bool = False,

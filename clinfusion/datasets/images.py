@@ -151,8 +151,12 @@ class ImageReader:
     reduced to one volume by ``volumes_4d`` (``image.volumes_4d``): ``mean`` over ``T``,
     ``first`` volume, or ``reject`` (the file counts as unreadable: ``cohort.on_bad_image``).
 
+    NaN / infinite pixels (a NaN background outside a mask, as registration tools write) become
+    the image's lowest finite value, before any resizing or intensity scaling spreads them.
+
     Raises :class:`DataError` naming the file when it is absent, cannot be decoded, has
-    the wrong number of spatial dimensions for ``image.spatial_dims``, or is 4D under ``reject``.
+    the wrong number of spatial dimensions for ``image.spatial_dims``, is 4D under ``reject``, or
+    holds no finite value at all.
     """
 
     def __init__(self, spatial_dims: int, volumes_4d: str = "mean") -> None:
@@ -178,6 +182,11 @@ class ImageReader:
             ) from None
         if _is_nifti(p) and img.shape[0] > 1:
             img = VOLUMES_4D.create(self.volumes_4d, img, p)
+        finite = torch.isfinite(img)
+        if not bool(finite.all()):  # NaN outside a mask (registration / FSL outputs): the background value
+            if not bool(finite.any()):
+                raise DataError(f"image {str(p)!r} holds no finite value (every pixel is NaN or infinite)")
+            img = torch.where(finite, img, img[finite].min())
         if p.suffix.lower() == ".npy" and img.shape[0] == 1 and img.ndim == self.spatial_dims + 2 and img.shape[1] <= 4:
             img = img[0]  # channel-first array [C, *S] stored in the .npy
         while img.ndim - 1 > self.spatial_dims and img.shape[-1] == 1:

@@ -9,7 +9,7 @@ and checks for patient leakage. Problems that would stop training are listed in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -203,7 +203,7 @@ def _label_leaks(report: ValidationReport, cohort) -> None:
 LEAK_AUROC = 0.99  # a single clinical variable this good is more often a leak than a finding
 
 
-def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> None:
+def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> np.ndarray:
     from clinfusion.datasets.splits import leaked_patients, make_splits, normalise_split
 
     patients = np.asarray(cohort.patients, dtype=object).astype(str)
@@ -227,13 +227,17 @@ def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> None:
                     f"fine-tuning needs every class in training, AUROC in validation and test; correct a "
                     f"mistyped label or merge the class")
     report.leakage = [f"{p} ({'/'.join(w)})" for p, w in leaked_patients(names, patients).items()]
+    return names
 
 
-def validate_cohort(cfg: RunConfig) -> ValidationReport:
+def validate_cohort(cfg: RunConfig, settings: Optional[Callable[[RunConfig, Any, np.ndarray], None]] = None
+                    ) -> ValidationReport:
     """Check the cohort of ``cfg`` end to end; never raises for bad user data.
 
     Fatal: a DataError/ConfigError while loading, patient leakage in a given split,
-    missing or unreadable images when ``cohort.on_bad_image=error``.
+    missing or unreadable images when ``cohort.on_bad_image=error``, and whatever ``settings``
+    (``(cfg, cohort, train_rows) -> None``, raising :class:`ClinfusionError`; the application layer
+    passes pretraining's own checks of the model and losses) raises once the data are sound.
     """
     from clinfusion.datasets.cohort import load_cohort
 
@@ -255,7 +259,9 @@ def validate_cohort(cfg: RunConfig) -> ValidationReport:
     _labels(report, cohort)
     _label_leaks(report, cohort)
     try:
-        _splits(report, cohort, cfg)
+        names = _splits(report, cohort, cfg)
+        if settings is not None and not report.fatal:
+            settings(cfg, cohort, np.flatnonzero(names == "train"))
     except ClinfusionError as exc:
         report.fatal.append(str(exc))
     if report.leakage:

@@ -293,7 +293,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     from clinfusion.config import save_config
     from clinfusion.datasets.builder import load_run_cohort, write_skipped
     from clinfusion.training.distributed import barrier, setup_distributed
-    from clinfusion.training.rundir import prepare_run_dir
+    from clinfusion.training.rundir import discard_if_unresumable, prepare_run_dir
 
     if not cfg.finetune.heads:
         raise ConfigError("finetune.heads is empty: name at least one of " + ", ".join(HEADS.names()))
@@ -315,27 +315,28 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
         run_dir = Path(prepare_run_dir(out_dir, overwrite, resume))
         save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run
         write_skipped(cohort, run_dir)
-    barrier(dist)
-    device = dist.device
-    run = {"resume": resume, "device_pref": cfg.device, "is_main": main}
-    fractions = base.cfg.finetune.label_fractions
-    main_fraction = 1.0 if 1.0 in fractions else max(fractions)
-    collected: Dict[Tuple[str, float], Collected] = {}
-    first_data = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        for i, fold in enumerate(folds):
-            data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, main_fraction,
-                             (lambda m: print(m, flush=True)) if show and main else (lambda m: None), run)
-            if i == 0:
-                first_data = data
-                if main:
-                    first_data.preprocessor.save(run_dir / "preprocessing.json")
-    primary = (select_on_validation(collected, list(base.cfg.finetune.heads), main_fraction), main_fraction)
-    metrics, comparison, preds = _summaries(collected, first_data, info, base.cfg, primary, len(folds) > 1)
-    if main:
-        _write_outputs(run_dir, first_data, rows, split_names, metrics, comparison, preds, primary[0], base, info,
-                       pretrained, cohort, folds, show)
+    with discard_if_unresumable(run_dir, keep=resume or not main):
+        barrier(dist)
+        device = dist.device
+        run = {"resume": resume, "device_pref": cfg.device, "is_main": main}
+        fractions = base.cfg.finetune.label_fractions
+        main_fraction = 1.0 if 1.0 in fractions else max(fractions)
+        collected: Dict[Tuple[str, float], Collected] = {}
+        first_data = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for i, fold in enumerate(folds):
+                data = _run_fold(base, cohort, info, fold, i, device, collected, run_dir, main_fraction,
+                                 (lambda m: print(m, flush=True)) if show and main else (lambda m: None), run)
+                if i == 0:
+                    first_data = data
+                    if main:
+                        first_data.preprocessor.save(run_dir / "preprocessing.json")
+        primary = (select_on_validation(collected, list(base.cfg.finetune.heads), main_fraction), main_fraction)
+        metrics, comparison, preds = _summaries(collected, first_data, info, base.cfg, primary, len(folds) > 1)
+        if main:
+            _write_outputs(run_dir, first_data, rows, split_names, metrics, comparison, preds, primary[0], base, info,
+                           pretrained, cohort, folds, show)
     barrier(dist)
     return run_dir
 

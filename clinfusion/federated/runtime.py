@@ -90,7 +90,7 @@ def run_federated(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = 
         return submit_deployment(cfg, out_dir, overwrite, resume)
     from clinfusion.federated.apps import client_app, serve
     from clinfusion.federated.sites import site_specs
-    from clinfusion.training.rundir import prepare_run_dir
+    from clinfusion.training.rundir import discard_if_unresumable, prepare_run_dir
 
     specs = site_specs(cfg)
     if len(specs) < cfg.federated.min_sites:
@@ -98,7 +98,8 @@ def run_federated(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = 
                           f"{cfg.federated.min_sites}: add sites or lower federated.min_sites")
     run_dir = prepare_run_dir(out_dir, overwrite, resume)
     grid = LocalGrid(client_app, [{"site": s.name, "table": s.table} for s in specs])
-    return serve(grid, cfg, run_dir, resume)
+    with discard_if_unresumable(run_dir, keep=resume):
+        return serve(grid, cfg, run_dir, resume)
 
 
 # --------------------------------------------------------------------------- deployment

@@ -56,6 +56,24 @@ def _check_batch_size(cfg: RunConfig, n_train: int) -> None:
                           f"({n_train} rows): lower pretrain.batch_size to at most {max(2, n_train // world)}")
 
 
+def check_settings(cfg: RunConfig, cohort: Any, train_rows: np.ndarray) -> None:
+    """The settings pretraining stops on only once its run folder exists, checked without writing
+    anything or loading an image (``clinfusion validate`` runs it): the device, the image geometry,
+    the batch size against the training rows, and the model and losses the config builds (encoder
+    weights files, Hugging Face folders, loss weights). Raises the same ConfigError pretraining would."""
+    from clinfusion.datasets.images import build_loader
+    from clinfusion.datasets.preprocess import TabularPreprocessor
+    from clinfusion.models.io import build_model
+    from clinfusion.models.pretrain_task import PretrainTask
+    from clinfusion.training.distributed import resolve_device
+
+    resolve_device(cfg.device)
+    build_loader(cfg.image)
+    _check_batch_size(cfg, len(train_rows))
+    PretrainTask(build_model(cfg, TabularPreprocessor(cfg.cohort).fit(cohort, train_rows).schema), cfg.pretrain,
+                 cfg.model.modality_dropout)
+
+
 def build_datasets(cfg: RunConfig, run_dir: Path, resume: bool, write: bool = True,
                    cohort: Any = None) -> Tuple[Any, Any, Any, Any]:
     """``(cohort, preprocessor, train_ds, val_ds)`` through the one data path
@@ -197,7 +215,7 @@ def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = F
     from clinfusion.models.io import build_model
     from clinfusion.models.pretrain_task import PretrainTask
     from clinfusion.training.engine import Trainer
-    from clinfusion.training.rundir import prepare_run_dir
+    from clinfusion.training.rundir import discard_if_unresumable, prepare_run_dir
 
     from clinfusion.training.distributed import barrier, setup_distributed
 
@@ -211,15 +229,16 @@ def run_pretrain(cfg: RunConfig, out_dir: str | os.PathLike, overwrite: bool = F
     if dist.is_main:
         run_dir = prepare_run_dir(out_dir, overwrite, resume)
     barrier(dist)
-    seed_everything(cfg.seed)
-    cohort, pre, train_ds, val_ds = build_datasets(cfg, run_dir, resume, write=dist.is_main, cohort=cohort)
-    if dist.is_main:
-        save_config(cfg, run_dir / "config.yaml")
-    model = build_model(cfg, pre.schema)
-    task = PretrainTask(model, cfg.pretrain, cfg.model.modality_dropout)
-    retrieval = RetrievalLogger(val_ds, run_dir, cfg.pretrain.retrieval_every, cfg.pretrain.epochs)
-    trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed, epoch_end=retrieval)
-    trainer.fit(train_ds, val_ds, resume=resume)
+    with discard_if_unresumable(run_dir, keep=resume or not dist.is_main):
+        seed_everything(cfg.seed)
+        cohort, pre, train_ds, val_ds = build_datasets(cfg, run_dir, resume, write=dist.is_main, cohort=cohort)
+        if dist.is_main:
+            save_config(cfg, run_dir / "config.yaml")
+        model = build_model(cfg, pre.schema)
+        task = PretrainTask(model, cfg.pretrain, cfg.model.modality_dropout)
+        retrieval = RetrievalLogger(val_ds, run_dir, cfg.pretrain.retrieval_every, cfg.pretrain.epochs)
+        trainer = Trainer(task, cfg.pretrain, run_dir, device=cfg.device, seed=cfg.seed, epoch_end=retrieval)
+        trainer.fit(train_ds, val_ds, resume=resume)
     if trainer.dist.is_main and retrieval.last:
         print(f"retrieval on {retrieval.last[0]['n']} validation pairs (epoch {retrieval.last[0]['epoch']}):")
         print(format_table(retrieval.last))

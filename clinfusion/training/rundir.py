@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from clinfusion.errors import RunDirError
+from clinfusion.errors import ClinfusionError, RunDirError
 
 MARKER = ".clinfusion-run"  # written into every folder prepare_run_dir creates
 RUN_FILES = (MARKER,)  # only a folder holding the marker is a clinfusion output (safe to replace): a user's
@@ -64,3 +66,22 @@ def prepare_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool = Fal
     p.mkdir(parents=True, exist_ok=True)
     (p / MARKER).write_text("written by clinfusion; --overwrite may replace this folder\n")
     return p
+
+
+@contextmanager
+def discard_if_unresumable(run_dir: str | os.PathLike, keep: bool = False) -> Iterator[None]:
+    """Around the work a command does in the run folder :func:`prepare_run_dir` just made: when it
+    stops on a :class:`ClinfusionError` (a config or data problem found after the folder was made:
+    a weights file, the loss weights, a NaN loss at the first step) before any checkpoint
+    (``model.safetensors``) is written, the folder is removed, since nothing in it can be resumed,
+    so the corrected command may use the same ``--out`` without ``--overwrite``. ``keep``: never
+    touch it (a run continued with ``--resume``; a rank that does not own the folder)."""
+    from clinfusion.models.checkpoint_files import MODEL_FILE
+
+    try:
+        yield
+    except ClinfusionError:
+        p = Path(run_dir)
+        if not keep and (p / MARKER).is_file() and not any(p.rglob(MODEL_FILE)):
+            shutil.rmtree(p, ignore_errors=True)
+        raise

@@ -25,12 +25,29 @@ def write_config(tmp_path: Path, cohort, extra: str = "") -> Path:
     return p
 
 
+SMALL_BATCH = "pretrain:\n  batch_size: 8\n"  # 12 patients: the default batch of 64 is more than the training rows
+
+
 def test_validate_ok_prints_report(tmp_path, cohort, capsys):
-    cfg = write_config(tmp_path, cohort)
+    cfg = write_config(tmp_path, cohort, SMALL_BATCH)
     assert main(["validate", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "24" in out  # rows
     assert "marker" in out and "label" in out.lower()
+
+
+def test_validate_stops_on_the_settings_pretraining_would_stop_on(tmp_path, cohort, capsys):
+    """Checked without training: the batch size against the training rows, the loss weights, a weights file."""
+    cfg = write_config(tmp_path, cohort)
+    assert main(["validate", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pretrain.batch_size=64 is larger than the training set" in err[0]
+    zero = [f"pretrain.losses.{t}=0" for t in ("clip", "simclr", "scarf")]
+    for extra, says in ((zero, "pretrain.losses: every weight is 0"),
+                        ([f"model.image_encoder.weights={tmp_path / 'none.safetensors'}"], "none.safetensors' not found")):
+        assert main(["validate", str(cfg), "pretrain.batch_size=8", *extra]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
 
 
 def test_misspelled_key_suggests_and_exits_2(tmp_path, cohort, capsys):
@@ -100,7 +117,7 @@ def test_config_errors_name_every_bad_key(tmp_path, cohort, capsys):
 
 
 def test_validate_names_the_positive_class(tmp_path, cohort, capsys):
-    cfg = write_config(tmp_path, cohort)
+    cfg = write_config(tmp_path, cohort, SMALL_BATCH)
     assert main(["validate", str(cfg)]) == 0
     assert "positive class: '1'" in capsys.readouterr().out
     assert main(["validate", str(cfg), "cohort.positive_label=0"]) == 0

@@ -165,3 +165,16 @@ def test_fast_reseeding_draws_what_monai_compose_draws(dims, size):
         views.append(ours(x.clone()))
         assert torch.equal(views[-1], monai(x.clone())), seed
     assert torch.equal(views[0], views[3]) and not torch.allclose(views[0], views[1])
+
+
+def test_nan_background_becomes_the_lowest_value_and_an_all_nan_file_is_named(tmp_path):
+    v = np.full((6, 6, 6), np.nan, np.float32)
+    v[1:5, 1:5, 1:5] = 3.0
+    v[2, 2, 2], v[3, 3, 3] = 7.0, np.inf
+    nib.save(nib.Nifti1Image(v, np.eye(4)), str(tmp_path / "masked.nii.gz"))
+    img = build_loader(_cfg(spatial_dims=3, size=[6, 6, 6], intensity={"mode": "none"}))(str(tmp_path / "masked.nii.gz"))
+    assert torch.isfinite(img).all()
+    assert float(img[0, 0, 0, 0]) == 3.0 and float(img[0, 3, 3, 3]) == 3.0 and float(img[0, 2, 2, 2]) == 7.0
+    nib.save(nib.Nifti1Image(np.full((6, 6, 6), np.nan, np.float32), np.eye(4)), str(tmp_path / "empty.nii.gz"))
+    reason = check_image(str(tmp_path / "empty.nii.gz"), _cfg(spatial_dims=3, size=[6, 6, 6]))
+    assert "empty.nii.gz" in reason and "no finite value" in reason and "\n" not in reason

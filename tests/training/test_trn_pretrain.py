@@ -65,6 +65,18 @@ def test_batch_size_larger_than_training_set(synthetic, tmp_path):
         run_pretrain(cfg, tmp_path / "run")
 
 
+def test_a_config_error_found_after_the_folder_was_made_leaves_no_folder(synthetic, tmp_path):
+    """The batch size (checked once the split is known) and the loss weights (checked when the model is
+    built) stop the run after its folder was made: the folder goes, so the corrected command needs no
+    --overwrite."""
+    for extra, match in ((["pretrain.batch_size=64"], "larger than the training set"),
+                         ([f"pretrain.losses.{t}=0" for t in ("clip", "simclr", "scarf", "masked_features")],
+                          "every weight is 0")):
+        with pytest.raises(ConfigError, match=match):
+            run_pretrain(tiny_config(synthetic, extra), tmp_path / "run")
+        assert not (tmp_path / "run").exists()
+
+
 def test_3d_config_on_2d_images_is_one_data_error(synthetic, tmp_path):
     cfg = tiny_config(synthetic, ["image.spatial_dims=3", "image.size=[16,16,16]"])
     with pytest.raises(DataError) as err:

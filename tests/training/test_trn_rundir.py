@@ -70,3 +70,23 @@ def test_check_run_dir_says_what_prepare_would_do_and_touches_nothing(tmp_path):
     with pytest.raises(RunDirError, match="is not a clinfusion run"):
         check_run_dir(mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    """A config/data problem found after the folder was made: the corrected command must not need --overwrite."""
+    from clinfusion.errors import ConfigError
+    from clinfusion.training.rundir import discard_if_unresumable
+
+    run = prepare_run_dir(tmp_path / "run", overwrite=False)
+    with pytest.raises(ConfigError), discard_if_unresumable(run):
+        (run / "config.yaml").write_text("seed: 0\n")
+        raise ConfigError("pretrain.losses: every weight is 0")
+    assert not run.exists()
+    for keep, ckpt, exc in ((True, False, ConfigError), (False, True, ConfigError), (False, False, KeyboardInterrupt)):
+        run = prepare_run_dir(tmp_path / f"run_{keep}_{ckpt}_{exc.__name__}", overwrite=False)
+        if ckpt:  # a finished checkpoint: --resume can continue from it
+            (run / "checkpoints" / "last").mkdir(parents=True)
+            (run / "checkpoints" / "last" / "model.safetensors").write_bytes(b"x")
+        with pytest.raises(exc), discard_if_unresumable(run, keep=keep):
+            raise exc("stop")
+        assert run.is_dir()  # --resume, a checkpoint, or an interruption (not a ClinfusionError): kept
