@@ -162,10 +162,11 @@ class TabularLGBM(Predictor):
         return predict_boosters(self.boosters, X, self.kind, self.num_outputs)
 
 
-def table_frame(data: FinetuneData, rows: np.ndarray, categories: Dict[str, List[str]]) -> pd.DataFrame:
+def table_frame(data: FinetuneData, rows: np.ndarray, categories: Dict[str, List[str]],
+                raw: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """``tabular_lgbm`` input: the clinical columns (categorical ones as ``category``), then
-    ``omics_<j>`` per omics column (NaN where missing)."""
-    frame = categorize(data.raw_frame(rows), categories)
+    ``omics_<j>`` per omics column (NaN where missing). ``raw``: ``data.raw_frame(rows)`` when at hand."""
+    frame = categorize(data.raw_frame(rows) if raw is None else raw, categories)
     omics = data.arrays["omics"][rows]
     if omics.shape[1] == 0:
         return frame
@@ -179,7 +180,7 @@ def tabular_lgbm(ctx: HeadContext) -> TabularLGBM:
     data = ctx.data
     train = data.raw_frame(ctx.train_rows)
     categories = {c: sorted(train[c].dropna().unique().tolist()) for c in data.cohort.categorical}
-    X = table_frame(data, ctx.train_rows, categories)
+    X = table_frame(data, ctx.train_rows, categories, raw=train)
     if X.shape[1] == 0:
         raise ConfigError("finetune.baselines: tabular_lgbm needs clinical feature or omics columns; the cohort "
                           "has none (remove tabular_lgbm from finetune.baselines)")
