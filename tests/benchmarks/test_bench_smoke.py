@@ -108,6 +108,10 @@ def test_quality(tmp_path):
         _finite(rows, "AUROC", "AUPRC", "oracle (same inputs)")
         assert {r["model"] for r in rows} >= every
         assert all(0.5 < r["oracle (same inputs)"] <= 1.0 for r in rows)
+    for sec in (nih, _section(data, "Planted synthetic cohort, 2D")):  # what finetune's own choice scores
+        chosen = {r["model"]: r for r in sec["rows"] if r["model"].startswith("chosen on validation")}
+        assert len(chosen) == 2 and all(r["chosen per run"] for r in chosen.values())
+        assert {"model", "val_auroc", "auroc"} <= set(sec["runs"][0])
     assert {"nih", "2d", "3d"} <= set(data["verdicts"])
     goals = data["verdicts"]["2d"]["goals"]
     assert any("linear probe" in g["text"] and g["text"].split(": ")[1][:3] in ("yes", "no ") for g in goals)
