@@ -87,6 +87,7 @@ class Collected:
     val_auroc: List[float] = field(default_factory=list)  # per fold, on the validation patients
     fold_metrics: List[Dict[str, float]] = field(default_factory=list)
     n_train: List[int] = field(default_factory=list)
+    val_counts: List[Tuple[int, int]] = field(default_factory=list)  # per fold: (positive, negative) rows (binary)
     test_rows: List[np.ndarray] = field(default_factory=list)
     fold_of_row: Dict[int, str] = field(default_factory=dict)
 
@@ -185,6 +186,9 @@ def _run_fold(base: Base, cohort: Any, info: LabelInfo, fold: Fold, fold_i: int,
             col.val_auroc.append(val_auroc)
             col.fold_metrics.append(fold_metrics)
             col.n_train.append(len(train))
+            if info.kind == "binary":
+                yv = data.y[val][labelled(data.y[val], info.kind)]
+                col.val_counts.append((int((yv == 1).sum()), int((yv == 0).sum())))
             col.test_rows.append(fold.test)
             col.fold_of_row.update({int(r): fold.name for r in fold.test})
             if fold_i == 0 and main and run["is_main"]:
@@ -218,6 +222,8 @@ def _summaries(collected: Dict[Tuple[str, float], Collected], data: FinetuneData
                                  full=is_primary)
         row = {"model": name, "kind": col.kind, "label_fraction": fraction, "selected": is_primary,
                "val_auroc": col.validation_auroc(), **summary_row(m), "n_train": float(np.mean(col.n_train))}
+        if col.val_counts:  # binary: the validation rows behind val_auroc, summed over folds
+            row["n_val_pos"], row["n_val_neg"] = (int(sum(c[i] for c in col.val_counts)) for i in (0, 1))
         if cv:
             row["n_folds"] = len(col.fold_metrics)
             for k in METRIC_NAMES:
@@ -255,8 +261,39 @@ def format_comparison(comparison: pd.DataFrame) -> str:
     if len(chosen):
         lines.append(f"* chosen on the validation patients (highest validation AUROC among the heads): "
                      f"{chosen.iloc[0]['model']}")
-    lines += chance_verdict(comparison)
+    lines += choice_caution(comparison) + chance_verdict(comparison)
     return "\n".join(lines)
+
+
+def auroc_se(auroc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUROC on ``n_pos`` positive and ``n_neg`` negative rows (Hanley & McNeil 1982)."""
+    a = float(auroc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return float(np.sqrt(max(a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a), 0.0)
+                         / (n_pos * n_neg)))
+
+
+def choice_caution(comparison: pd.DataFrame) -> List[str]:
+    """One line when the chosen head's validation lead over the next head is smaller than the standard error
+    of the difference (an upper bound: both AUROCs' Hanley-McNeil errors added as if independent), i.e. when
+    the validation patients cannot tell the two apart; binary labels only (``n_val_pos`` / ``n_val_neg``)."""
+    if not {"n_val_pos", "n_val_neg", "kind"} <= set(comparison) or not comparison["selected"].any():
+        return []
+    chosen = comparison[comparison["selected"]].iloc[0]
+    rivals = comparison[(comparison["kind"] == "head") & ~comparison["selected"]
+                        & (comparison["label_fraction"] == chosen["label_fraction"])].dropna(subset=["val_auroc"])
+    n_pos, n_neg = int(chosen["n_val_pos"]), int(chosen["n_val_neg"])
+    if not len(rivals) or not np.isfinite(chosen["val_auroc"]) or min(n_pos, n_neg) < 1:
+        return []
+    second = rivals.loc[rivals["val_auroc"].idxmax()]
+    gap = float(chosen["val_auroc"] - second["val_auroc"])
+    se = float(np.hypot(auroc_se(chosen["val_auroc"], n_pos, n_neg), auroc_se(second["val_auroc"], n_pos, n_neg)))
+    if gap >= se:
+        return []
+    return [f"the choice is not clear: {chosen['model']} leads {second['model']} on validation by {gap:.3f} AUROC, "
+            f"within the standard error of that difference (<= {se:.3f}; Hanley & McNeil, {n_pos} positive / "
+            f"{n_neg} negative validation rows); compare their test intervals, or choose on every patient with "
+            f"finetune.cv_folds=5"]
 
 
 def chance_verdict(comparison: pd.DataFrame) -> List[str]:

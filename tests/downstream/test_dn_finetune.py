@@ -236,3 +236,33 @@ def test_comparison_says_which_models_beat_chance_or_that_none_does():
     assert some.splitlines()[-1] == "test AUROC interval above chance (0.5): linear (1), mlp (1)"
     no_ci = table(("linear", 1.0, 0.80, float("nan"), float("nan")))
     assert "chance" not in no_ci  # evaluation.bootstrap=0: no interval, no verdict
+
+
+def test_a_head_choice_within_the_validation_noise_is_flagged():
+    """Hanley & McNeil by hand: AUROC 0.5 on 50 + 50 rows has Q1 = Q2 = 1/3, variance (0.25 + 98 / 12) / 2500,
+    SE 0.0580. A lead of 0.03 on 12 + 12 validation rows is noise; 0.30 on 200 + 200 rows is not."""
+    from clinfusion.downstream.finetune import auroc_se, format_comparison
+
+    assert auroc_se(0.5, 50, 50) == pytest.approx(((0.25 + 98 / 12) / 2500) ** 0.5, rel=1e-9)
+
+    def table(val_linear, val_lgbm, n):
+        rows = [("linear", "head", True, val_linear), ("lightgbm", "head", False, val_lgbm),
+                ("tabular_lgbm", "baseline", False, 0.99)]  # a baseline is never a rival: only heads are chosen
+        return format_comparison(pd.DataFrame([dict(model=m, kind=k, selected=s, label_fraction=1.0, val_auroc=v,
+                                                    auroc=0.7, auprc=0.6, n_val_pos=n, n_val_neg=n)
+                                               for m, k, s, v in rows]))
+
+    noisy = table(0.60, 0.57, 12).splitlines()[-1]
+    assert noisy.startswith("the choice is not clear: linear leads lightgbm on validation by 0.030 AUROC")
+    assert "12 positive / 12 negative validation rows" in noisy
+    assert "not clear" not in table(0.90, 0.60, 200)
+
+
+def test_comparison_counts_the_validation_rows_behind_val_auroc(finetuned):
+    run, _ = finetuned
+    comp = pd.read_csv(run / "comparison.csv")
+    splits = pd.read_csv(run / "splits.csv")
+    val = splits[splits["split"] == "val"]
+    assert len(val) and (comp["n_val_pos"] + comp["n_val_neg"] <= len(val)).all()
+    full = comp[comp["label_fraction"] == 1.0]
+    assert (full["n_val_pos"] + full["n_val_neg"] == len(val)).all() and (full["n_val_pos"] > 0).all()
