@@ -102,8 +102,8 @@ def with_chosen(runs: pd.DataFrame, run_key: str) -> pd.DataFrame:
 def run_records(runs: pd.DataFrame, run_key: str) -> List[Dict[str, Any]]:
     """Every (run, model, label fraction) of a section with its validation and test AUROC: kept in the
     JSON (``runs``) so that another selection rule can be scored later without training again."""
-    cols = [c for c in (run_key, "model", "chosen_head", "label_fraction", "val_auroc", "auroc", "auprc", "n_train")
-            if c in runs]
+    cols = [c for c in (run_key, "model", "chosen_head", "label_fraction", "val_auroc", "n_val_pos", "n_val_neg",
+                        "auroc", "auprc", "n_train") if c in runs]
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
             for r in runs[cols].to_dict("records")]
 
