@@ -35,9 +35,11 @@ LABELS = {
     "full": "fused pretrained: full fine-tune",
     "fused_scratch": "fused, from scratch",
 }
-DEMO_HEADS = ["linear", "lightgbm"]  # finetune.heads of configs/nih_cxr_demo.yaml
-CHOSEN = {"chosen_demo": DEMO_HEADS, "chosen_all": HEADS}  # model name -> the heads finetune's rule chooses among
-LABELS.update({"chosen_demo": "chosen on validation among the demo heads (linear, lightgbm)",
+DEMO_HEADS = ["linear", "linear_image", "linear_table", "linear_concat", "lightgbm"]  # configs/nih_cxr_demo.yaml
+# model name -> the heads finetune's rule chooses among ("chosen_fused": the demo's heads before 2026-12-05)
+CHOSEN = {"chosen_demo": DEMO_HEADS, "chosen_fused": ["linear", "lightgbm"], "chosen_all": HEADS}
+LABELS.update({"chosen_demo": "chosen on validation among the demo heads (the four linear probes, lightgbm)",
+               "chosen_fused": "chosen on validation among the fused linear probe and LightGBM",
                "chosen_all": "chosen on validation among every head"})
 FUSED = ("linear", "linear_concat", "mlp", "lightgbm", "full", "fused_scratch")
 SINGLE = ("tabular_lgbm", "image_only", "linear_image", "linear_table")  # every model that reads one input

@@ -58,7 +58,7 @@ def _fractions(values: List[float]) -> str:
 
 def nih(b: Dict[str, Any], work: Path, device: str, plots: Path) -> Dict[str, Any]:
     """The NIH section: per CV fold, pretrain without the fold's test patients, then fine-tune."""
-    from benchmarks._quality_runs import (BASELINES, HEADS, NIH_FINETUNE, NIH_PRETRAIN, auroc_plot, fold_tables,
+    from benchmarks._quality_runs import (BASELINES, CHOSEN, HEADS, NIH_FINETUNE, NIH_PRETRAIN, auroc_plot, fold_tables,
                                           fused_vs_single, nih_subset, pretrain_finetune, run_records, seed_rows,
                                           t_ci, with_chosen)
 
@@ -86,7 +86,7 @@ def nih(b: Dict[str, Any], work: Path, device: str, plots: Path) -> Dict[str, An
     note = (f"{verdict}. Non-transductive {b['nih_folds']}-fold CV: fold f's pretraining reads only its train/val "
             f"patients (test patients never seen, not even unlabelled). Each cell: AUROC over the {b['nih_folds']} "
             f"test folds, mean ± sd, 95% t-interval of the mean. Every model is reported; none is chosen on the "
-            f"test folds; the two 'chosen on validation' rows hold, per fold, the head `clinfusion finetune` picks on "
+            f"test folds; the {len(CHOSEN)} 'chosen on validation' rows hold, per fold, the head `clinfusion finetune` picks on "
             f"that fold's validation patients (highest validation AUROC): what a user of the toolkit gets. "
             f"Pretraining {secs['pretrain']:.0f} s, fine-tuning {secs['finetune']:.0f} s in total. "
             f"Overrides on the demo configs: {' '.join(common + epochs)}; finetune {' '.join(ft)}.")
@@ -97,7 +97,7 @@ def nih(b: Dict[str, Any], work: Path, device: str, plots: Path) -> Dict[str, An
 
 def synthetic(b: Dict[str, Any], dims: int, work: Path, device: str) -> Dict[str, Any]:
     """One planted-cohort section: every model at every label fraction over the dims' seeds."""
-    from benchmarks._quality_runs import (BASELINES, HEADS, NIH_FINETUNE, NIH_PRETRAIN, PLANTED_ON_DEMO,
+    from benchmarks._quality_runs import (BASELINES, CHOSEN, HEADS, NIH_FINETUNE, NIH_PRETRAIN, PLANTED_ON_DEMO,
                                           fused_vs_single, goal_sentences, oracle_aurocs, pretrain_finetune,
                                           run_records, seed_rows, with_chosen)
     from clinfusion.datasets.synthetic import make_synthetic_cohort
@@ -131,7 +131,7 @@ def synthetic(b: Dict[str, Any], dims: int, work: Path, device: str) -> Dict[str
             f"(configs/nih_cxr_demo.yaml) give every training setting; overrides: "
             f"{' '.join(cohort_keys + _epochs(b['syn_pre_epochs'], b['syn_ft_epochs'], b['extra']))}; finetune {' '.join(ft)}. "
             f"Oracle: Bayes posterior of the planted truth on the same test rows, from the inputs the model sees "
-            f"(image-only: the disc; tabular: the true marker; others: both). The two 'chosen on validation' rows: "
+            f"(image-only: the disc; tabular: the true marker; others: both). The {len(CHOSEN)} 'chosen on validation' rows: "
             f"per seed, the head `clinfusion finetune` picks on the validation patients (its oracle: the inputs of "
             f"the head picked). Pretraining {secs['pretrain']:.0f} s, "
             f"fine-tuning {secs['finetune']:.0f} s in total.")

@@ -168,6 +168,6 @@ class ResultCollector:
         (self.out / "timings.json").write_text(json.dumps(_json_safe(timings), indent=2))
         (self.out / "explained.json").write_text(json.dumps(
             {"ids": self.ids, "files": self.files, "image_methods": ex.image_methods,
-             "tabular_method": ex.primary_tabular, "head": self.run.head}, indent=2))
+             "tabular_method": ex.primary_tabular, "head": self.run.head, "notes": list(notes)}, indent=2))
         write_report(self.out / "report.html", self.samples, ex.primary_tabular or "", globals_png, _json_safe(faith),
                      notes, _json_safe(summary) if summary else None)

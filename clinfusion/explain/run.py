@@ -10,6 +10,11 @@ Writes into ``out_dir``::
     modality_share.csv, modality_summary.json
     global_features.csv/.png, class_maps/<class>.npy/.png
     faithfulness.json, timings.json, explained.json, report.html
+
+A head that reads one input's embedding only (``linear_image`` / ``linear_table``) gets no
+attributions for the other input: its prediction does not depend on it (a note in
+explained.json says so); image maps of a LightGBM head come from a saved neural head that
+reads the image.
 """
 
 from __future__ import annotations
@@ -64,14 +69,42 @@ def load_run(run_dir: str | Path, device: Optional[str] = None):
                              or "run `clinfusion finetune` first and explain its output directory"))
     run = load_finetuned(path, device=device)
     neural = run.classifier
-    if neural is None:  # lightgbm primary head: image maps through a saved neural head, if any
+    if neural is None:  # lightgbm primary head: image maps through a saved neural head that reads the image,
+        found = {}      # one on the fused embedding (what LightGBM reads) first, then concat, then image
         for head in read_meta(path)["heads"]:
             if head != run.head:
-                other = load_finetuned(path, head=head, device=device)
-                if other.classifier is not None:
-                    neural = other.classifier
+                clf = load_finetuned(path, head=head, device=device).classifier
+                reads = getattr(clf, "features", "fused") if clf is not None else None
+                if reads in SURROGATE_ORDER:
+                    found.setdefault(reads, clf)
+                if reads == SURROGATE_ORDER[0]:
                     break
+        neural = next((found[k] for k in SURROGATE_ORDER if k in found), None)
     return run, neural
+
+
+SURROGATE_ORDER = ("fused", "concat", "image")  # embeddings a LightGBM head's image maps may come through
+
+
+# embedding a neural head reads -> (methods it cannot have, the note that says why)
+ONE_INPUT = {"table": ("image", "reads only the record's embedding: its prediction does not depend on the image, "
+                                "so no image maps are made"),
+             "image": ("tabular", "reads only the image embedding: its prediction does not depend on the record, "
+                                  "so no clinical attributions are made")}
+
+
+def one_input_methods(run: Any, image_methods: List[str], tabular_methods: List[str],
+                      notes: List[str]) -> Tuple[List[str], List[str]]:
+    """The methods a neural primary head can be explained by: a head on one input's embedding
+    drops the other input's methods (gradients through an unused input do not exist) and adds a note."""
+    reads = getattr(run.classifier, "features", "fused") if run.classifier is not None else "fused"
+    if reads not in ONE_INPUT:
+        return image_methods, tabular_methods
+    drop, why = ONE_INPUT[reads]
+    dropped = image_methods if drop == "image" else tabular_methods
+    if dropped:
+        notes.append(f"the explained head ({run.head}) {why} ({', '.join(dropped)} skipped)")
+    return ([], tabular_methods) if drop == "image" else (image_methods, [])
 
 
 def test_ids(run_dir: Path) -> List[str]:
@@ -140,6 +173,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
     image_methods, tabular_methods = split_methods(methods or cfg.methods)
     device = resolve_device(run.cfg.device)
     notes: List[str] = []
+    image_methods, tabular_methods = one_input_methods(run, image_methods, tabular_methods, notes)
     ex = None
     if neural is not None:
         ex = explainable_from_classifier(neural.to(device), run.kind)

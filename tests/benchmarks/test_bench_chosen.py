@@ -23,8 +23,10 @@ def _runs():
 
 def test_chosen_rows_follow_the_validation_auroc_and_the_head_order():
     runs = with_chosen(_runs(), "seed")
-    demo = runs[runs["model"] == "chosen_demo"].sort_values("seed")
-    assert demo["chosen_head"].tolist() == ["lightgbm", "linear"] and demo["auroc"].tolist() == [0.72, 0.66]
+    fused = runs[runs["model"] == "chosen_fused"].sort_values("seed")  # linear, lightgbm
+    assert fused["chosen_head"].tolist() == ["lightgbm", "linear"] and fused["auroc"].tolist() == [0.72, 0.66]
+    demo = runs[runs["model"] == "chosen_demo"].sort_values("seed")  # the demo's probes and lightgbm
+    assert demo["chosen_head"].tolist() == ["linear_image", "linear"] and demo["auroc"].tolist() == [0.55, 0.66]
     every = runs[runs["model"] == "chosen_all"].sort_values("seed")  # mlp's NaN validation AUROC is never picked
     assert every["chosen_head"].tolist() == ["linear_image", "linear"] and every["auroc"].tolist() == [0.55, 0.66]
 
@@ -39,6 +41,6 @@ def test_a_chosen_row_is_scored_against_its_heads_oracle():
 
 def test_run_records_keep_every_run_with_its_validation_auroc():
     recs = run_records(with_chosen(_runs(), "seed"), "seed")
-    assert len(recs) == 8 + 4 and {r["seed"] for r in recs} == {0, 1}
+    assert len(recs) == 8 + 6 and {r["seed"] for r in recs} == {0, 1}
     mlp = [r for r in recs if r["model"] == "mlp"]
     assert [r["val_auroc"] for r in mlp] == [None, None] and [r["auroc"] for r in mlp] == [0.99, 0.98]

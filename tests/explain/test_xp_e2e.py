@@ -125,6 +125,9 @@ def test_cli_explain(runs, tmp_path, capsys):
     assert list(pd.read_csv(tmp_path / "cli" / "tabular.csv")["id"]) == [sid]
     assert main(["explain", str(runs["neural"]), "--out", str(tmp_path / "cli2"), "--ids", "missing_id"]) == 2
     assert "'missing_id' are not in the cohort" in capsys.readouterr().err
+    assert main(["explain", str(runs["lgbm"]), "--out", str(tmp_path / "cli3"), "--ids", sid,
+                 "--methods", "tabular_ig"]) == 0
+    assert "note: the explained head is LightGBM" in capsys.readouterr().out  # explained.json's notes, printed
 
 
 def test_3d_run_writes_nifti_with_original_affine(tmp_path):
@@ -186,3 +189,44 @@ def test_lightgbm_head_on_genomic_run_attributes_omics_groups(tmp_path):
         expected = np.log(p / (1 - p)) - np.log(q / (1 - q))
         np.testing.assert_allclose(tab[name], expected, atol=1e-4, err_msg=name)
     assert np.abs(tab[groups].to_numpy()).max() > 1e-3  # the genes do move this head: not 0 == 0
+
+
+def test_one_input_heads_skip_the_other_inputs_methods(tmp_path):
+    """A probe on one input's embedding is explained by that input's methods only: no gradient
+    reaches the other input (captum raised on it before), and the note says why. A LightGBM head's
+    image maps come through a saved head on the fused embedding (what its trees read), never
+    through one that ignores the image."""
+    from clinfusion.config import load_config
+    from clinfusion.datasets.synthetic import make_synthetic_cohort
+    from clinfusion.downstream.finetune import run_finetune
+    from clinfusion.explain.run import load_run
+
+    synth = make_synthetic_cohort(tmp_path / "c", n_patients=16, images_per_patient=2, size=16, seed=2)
+    cfg = load_config(None, list(synth.overrides) + TINY
+                      + ["finetune.heads=[lightgbm, linear_table, linear_image, linear]"])
+    base = run_finetune(cfg, None, tmp_path / "ft", show=False)
+    meta = json.loads((base / "classifier" / "meta.json").read_text())
+
+    def with_primary(head):
+        run = tmp_path / f"ft_{head}"
+        shutil.copytree(base, run)
+        (run / "classifier" / "meta.json").write_text(json.dumps(dict(meta, primary=head)))
+        return run
+
+    out = run_explain(with_primary("linear_table"), None, tmp_path / "x_table")
+    info = json.loads((out / "explained.json").read_text())
+    assert info["head"] == "linear_table" and info["image_methods"] == [] and not (out / "maps").exists()
+    assert any("does not depend on the image" in n for n in info["notes"])
+    assert np.abs(pd.read_csv(out / "tabular.csv")[["marker", "age"]].to_numpy()).max() > 1e-6
+    assert (pd.read_csv(out / "modality_share.csv")["delta_prob_no_image"] == 0).all()
+
+    out = run_explain(with_primary("linear_image"), None, tmp_path / "x_image")
+    info = json.loads((out / "explained.json").read_text())
+    assert info["tabular_method"] is None and not (out / "tabular.csv").exists()
+    assert any("does not depend on the record" in n for n in info["notes"])
+    assert len(list((out / "maps").glob("*__gradcam.npy"))) == 3
+
+    lgbm = with_primary("lightgbm")
+    assert load_run(lgbm)[1].features == "fused"  # listed after linear_table and linear_image
+    out = run_explain(lgbm, None, tmp_path / "x_lgbm", methods=["integrated_gradients", "tabular_ig"])
+    assert len(list((out / "maps").glob("*_original.npy"))) == 3

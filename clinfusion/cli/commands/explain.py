@@ -23,5 +23,10 @@ class Explain:
 
         out = api.explain(args.run, args.out, cohort=args.cohort, ids=optional_list(args.ids),
                           methods=optional_list(args.methods), overrides=args.overrides, overwrite=args.overwrite)
+        import json
+        from pathlib import Path
+
+        for note in json.loads((Path(out) / "explained.json").read_text()).get("notes", []):
+            print(f"note: {note}")
         print(f"report: {out}/report.html")
         return 0
