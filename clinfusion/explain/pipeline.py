@@ -63,7 +63,8 @@ class Explainer:
     """Runs the methods of one explain invocation.
 
     Args:
-        ex: the neural classifier's handles, or None (LightGBM-only head: no image maps).
+        ex: the neural classifier's handles, or None (a LightGBM head and no saved neural head that
+            reads the image: no image maps).
         cfg: the ``explain`` section.
         image_methods, tabular_methods: registry names to run.
         lgbm: the LightGBM head when it is the explained model: TreeSHAP for the clinical

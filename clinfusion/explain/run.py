@@ -184,7 +184,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
     if lgbm is not None:
         notes.append("the explained head is LightGBM: clinical attributions are its TreeSHAP values"
                      + ("; image maps come from the run's neural head" if ex is not None
-                        else "; image maps are unavailable for a LightGBM-only head"))
+                        else "; image maps are unavailable: no saved neural head reads the image"))
         if lgbm.table is not None and lgbm.table.omics_groups:
             notes.append("omics attributions of the LightGBM head are feature_ablation through encoder and trees "
                          "(tabular.csv; TreeSHAP sees the genes only inside fused_embedding, "

@@ -87,7 +87,7 @@ def test_lightgbm_head_uses_treeshap_and_neural_maps(runs, tmp_path):
 def test_lightgbm_only_states_maps_unavailable(runs, tmp_path):
     sid = pd.read_csv(runs["synth"].table)["id"][0]
     out = run_explain(runs["only"], None, tmp_path / "xp", ids=[sid])
-    assert "image maps are unavailable for a LightGBM-only head" in (out / "report.html").read_text()
+    assert "image maps are unavailable: no saved neural head reads the image" in (out / "report.html").read_text()
     assert not (out / "maps").exists()
     assert list(pd.read_csv(out / "tabular.csv")["id"]) == [sid]
 
