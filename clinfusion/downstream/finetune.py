@@ -29,7 +29,7 @@ from clinfusion.config.schema import RunConfig
 from clinfusion.downstream.data import FinetuneData, Fold, fraction_rows, make_folds
 from clinfusion.downstream.evaluation import (METRIC_NAMES, evaluate_rows, json_safe, pick_threshold, predictions_frame,
                                               summary_row)
-from clinfusion.downstream.models import BASELINES, HEADS, HeadContext, Predictor
+from clinfusion.downstream.models import BASELINES, HEADS, HeadContext, Predictor, absent_inputs, usable_models
 from clinfusion.downstream.inference import CLASSIFIER_DIR, HEAD_META, META, PRETRAINED_REQUIRED, check_run_dir
 from clinfusion.downstream.labels import LabelInfo, labelled, targets_from_cohort
 from clinfusion.errors import ConfigError
@@ -312,6 +312,32 @@ def chance_verdict(comparison: pd.DataFrame) -> List[str]:
             f"once), narrow the intervals"]
 
 
+MISSING_INPUT = {"image": "an image", "table": "a clinical or omics value"}
+
+
+def drop_unreadable(cfg: RunConfig, cohort: Any) -> List[str]:
+    """Remove from ``cfg.finetune.heads`` / ``baselines`` (in place) the models whose every input
+    no row of ``cohort`` has (e.g. ``linear_image`` without images: a constant predictor that
+    could still win the choice on validation); returns the line that says so (or none).
+
+    Raises:
+        ConfigError: no head is left.
+    """
+    absent = absent_inputs(cohort)
+    if not absent:
+        return []
+    ft = cfg.finetune
+    heads, skip_heads = usable_models(ft.heads, absent)
+    baselines, skip_baselines = usable_models(ft.baselines, absent)
+    lacks = " or ".join(MISSING_INPUT[a] for a in absent)
+    if not heads:
+        raise ConfigError(f"finetune.heads: {', '.join(skip_heads)} read(s) only inputs no row of {cohort.table!r} "
+                          f"has (no row has {lacks}): list a head that reads the other input, e.g. linear")
+    ft.heads, ft.baselines = heads, baselines
+    skipped = skip_heads + skip_baselines
+    return [f"finetune: skipping {', '.join(skipped)}: no row of {cohort.table!r} has {lacks}"] if skipped else []
+
+
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
                  show: bool = True, resume: bool = False) -> Path:
     """Fine-tune heads and baselines and write the run directory; returns its path.
@@ -342,6 +368,9 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     main = dist.is_main
     cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
+    for line in drop_unreadable(base.cfg, cohort):
+        if show and main:
+            print(line, flush=True)
     info = LabelInfo.from_spec(cohort.labels)
     y = targets_from_cohort(cohort, info)
     rows = np.flatnonzero(labelled(y, info.kind))

@@ -175,7 +175,7 @@ def table_frame(data: FinetuneData, rows: np.ndarray, categories: Dict[str, List
     return pd.concat([frame, genes], axis=1)
 
 
-@register_model("tabular_lgbm", "baseline")
+@register_model("tabular_lgbm", "baseline", reads=("table",))
 def tabular_lgbm(ctx: HeadContext) -> TabularLGBM:
     data = ctx.data
     train = data.raw_frame(ctx.train_rows)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -37,17 +37,37 @@ KINDS = ("head", "baseline")
 BUILTIN = ("clinfusion.downstream.probe", "clinfusion.downstream.neural", "clinfusion.downstream.lgbm")
 
 
-def register_model(name: str, kind: str) -> Callable:
+INPUTS = ("image", "table")
+
+
+def register_model(name: str, kind: str, reads: Sequence[str] = INPUTS) -> Callable:
     """Decorator: register ``fit(ctx: HeadContext) -> Predictor`` as ``name`` of ``kind``
-    (``head`` | ``baseline``)."""
+    (``head`` | ``baseline``). ``reads``: the inputs its prediction depends on (a subset of
+    :data:`INPUTS`); on a cohort with none of them the model is skipped (:func:`usable_models`)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not reads or set(reads) - set(INPUTS):
+        raise ValueError(f"reads must be a non-empty subset of {INPUTS}, got {reads!r}")
 
     def deco(fit: Callable) -> Callable:
-        fit.kind = kind
+        fit.kind, fit.reads = kind, tuple(reads)
         return MODELS.register(name)(fit)
 
     return deco
+
+
+def absent_inputs(cohort: Any) -> List[str]:
+    """The inputs no row of ``cohort`` has: ``image`` (no image path) and/or ``table`` (no clinical
+    or omics value)."""
+    out = [] if any(p is not None for p in cohort.image_paths) else ["image"]
+    return out + ([] if bool(np.asarray(cohort.has_table).any()) else ["table"])
+
+
+def usable_models(names: Sequence[str], absent: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``(kept, skipped)``: a model is skipped when every input it reads is ``absent``."""
+    load_builtin()
+    skip = [n for n in names if set(getattr(MODELS.get(n), "reads", INPUTS)) <= set(absent)]
+    return [n for n in names if n not in skip], skip
 
 
 def load_builtin() -> None:

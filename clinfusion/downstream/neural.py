@@ -249,7 +249,7 @@ class ImageOnly(Predictor):
         return predict_on_batches(self.net, data, rows, self.net.forward_batch, self.kind, variant)
 
 
-@register_model("image_only", "baseline")
+@register_model("image_only", "baseline", reads=("image",))
 def image_only(ctx: HeadContext) -> ImageOnly:
     """The image encoder architecture trained supervised from scratch, on rows with an image
     (rows without one are predicted from a blank image)."""

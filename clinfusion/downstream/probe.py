@@ -154,13 +154,13 @@ def linear(ctx: HeadContext) -> FusedPredictor:
     return _fit_head(ctx, "fused")
 
 
-@register_model("linear_image", "head")
+@register_model("linear_image", "head", reads=("image",))
 def linear_image(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen image embedding ``[N, Di]``."""
     return _fit_head(ctx, "image")
 
 
-@register_model("linear_table", "head")
+@register_model("linear_table", "head", reads=("table",))
 def linear_table(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen table embedding ``[N, Dt]``."""
     return _fit_head(ctx, "table")
