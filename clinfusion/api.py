@@ -133,36 +133,41 @@ def finetune(config: ConfigLike, out: PathLike, pretrained: Optional[PathLike] =
 
 
 def evaluate(run: PathLike, out: PathLike, cohort: Optional[PathLike] = None, overrides: Sequence[str] = (),
-             overwrite: bool = False) -> Dict[str, Any]:
-    """Score a fine-tuned run (on ``cohort``, default: the run's own table); metrics also written to ``out``."""
+             overwrite: bool = False, head: Optional[str] = None) -> Dict[str, Any]:
+    """Score a fine-tuned run (on ``cohort``, default: the run's own table); metrics also written to ``out``.
+    ``head``: a saved head other than the one chosen on validation."""
     import json
 
     from clinfusion.downstream.inference import run_evaluate
 
     folder = run_evaluate(run, None if cohort is None else str(cohort), out, overwrite=overwrite,
-                          overrides=list(overrides))
+                          overrides=list(overrides), head=head)
     return json.loads((Path(folder) / "metrics.json").read_text())
 
 
 def predict(run: PathLike, out: Optional[PathLike] = None, cohort: Optional[PathLike] = None,
-            overrides: Sequence[str] = ()) -> Any:
-    """Class probabilities (``id, patient, prob_<class>..., predicted``) as a DataFrame; CSV at ``out`` when given."""
+            overrides: Sequence[str] = (), head: Optional[str] = None) -> Any:
+    """Class probabilities (``id, patient, prob_<class>..., predicted``) as a DataFrame; CSV at ``out`` when given.
+    ``head``: a saved head other than the one chosen on validation."""
     import pandas as pd
 
     from clinfusion.downstream.inference import run_predict
 
     table = None if cohort is None else str(cohort)
     if out is not None:
-        return pd.read_csv(run_predict(run, table, out, overrides=list(overrides)))
+        return pd.read_csv(run_predict(run, table, out, overrides=list(overrides), head=head))
     with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_csv(run_predict(run, table, Path(tmp) / "predictions.csv", overrides=list(overrides)))
+        return pd.read_csv(run_predict(run, table, Path(tmp) / "predictions.csv", overrides=list(overrides),
+                                       head=head))
 
 
 def explain(run: PathLike, out: PathLike, cohort: Optional[PathLike] = None, ids: Optional[List[str]] = None,
-            methods: Optional[List[str]] = None, overrides: Sequence[str] = (), overwrite: bool = False) -> Path:
+            methods: Optional[List[str]] = None, overrides: Sequence[str] = (), overwrite: bool = False,
+            head: Optional[str] = None) -> Path:
     """Attributions of a fine-tuned run into ``out`` (maps/, tabular.csv, report.html); settings from the
-    run's ``explain`` section with ``explain.*`` overrides."""
+    run's ``explain`` section with ``explain.*`` overrides. ``head``: a saved head other than the one
+    chosen on validation."""
     from clinfusion.explain.run import run_explain
 
     return Path(run_explain(run, None if cohort is None else str(cohort), out, ids=ids, methods=methods,
-                            overwrite=overwrite, overrides=list(overrides)))
+                            overwrite=overwrite, overrides=list(overrides), head=head))

@@ -37,6 +37,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
+def add_head_argument(parser: argparse.ArgumentParser) -> None:
+    """``--head NAME``: a saved head of a fine-tuned run other than the one chosen on validation."""
+    parser.add_argument("--head", default=None,
+                        help="a saved head of the run (a folder of its classifier/) instead of the one chosen "
+                             "on validation")
+
+
 def load_cli_config(args: argparse.Namespace):
     """The validated config from ``args.config`` + overrides, with seeds set."""
     from clinfusion.config import load_config

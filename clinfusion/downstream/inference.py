@@ -313,8 +313,8 @@ def _targets(cohort: Any, info: LabelInfo, table: str) -> np.ndarray:
 
 
 def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path, overwrite: bool = False,
-                 overrides: Sequence[str] = ()) -> Path:
-    """Evaluate ``run_dir``'s primary head on the labelled ``table``; returns ``out_dir``.
+                 overrides: Sequence[str] = (), head: Optional[str] = None) -> Path:
+    """Evaluate ``run_dir``'s primary head (or the saved ``head``) on the labelled ``table``; returns ``out_dir``.
 
     Without ``table`` only the run's held-out rows are scored (its test split; fold 0's test
     patients for a k-fold run), never its training rows, and a line says so.
@@ -326,7 +326,7 @@ def run_evaluate(run_dir: str | Path, table: Optional[str], out_dir: str | Path,
     """
     from clinfusion.training.rundir import prepare_run_dir
 
-    run = load_finetuned(run_dir, overrides=overrides)
+    run = load_finetuned(run_dir, head=head, overrides=overrides)
     ext = prepare_external(run, table, labelled=True)
     data, info = ext.data, run.label
     rows = np.flatnonzero(labelled(data.y, info.kind))
@@ -374,9 +374,10 @@ def predicted_labels(probs: np.ndarray, info: LabelInfo, threshold) -> list:
 
 
 def run_predict(run_dir: str | Path, table: Optional[str], out_file: str | Path,
-                overrides: Sequence[str] = ()) -> Path:
-    """Write predictions for every row of ``table`` to ``out_file`` (CSV); returns its path."""
-    run = load_finetuned(run_dir, overrides=overrides)
+                overrides: Sequence[str] = (), head: Optional[str] = None) -> Path:
+    """Write predictions of the primary head (or the saved ``head``) for every row of ``table`` to
+    ``out_file`` (CSV); returns its path."""
+    run = load_finetuned(run_dir, head=head, overrides=overrides)
     ext = prepare_external(run, table, labelled=False)
     rows = np.arange(len(ext.data))
     probs = RunPredictor(run).predict(ext.data, rows)

@@ -58,8 +58,9 @@ def _make_out_dir(out: Path) -> Path:
     return prepare_run_dir(out, overwrite=True)
 
 
-def load_run(run_dir: str | Path, device: Optional[str] = None):
-    """``(FinetunedRun, neural classifier or None)``; RunDirError for a run with no classifier."""
+def load_run(run_dir: str | Path, device: Optional[str] = None, head: Optional[str] = None):
+    """``(FinetunedRun, neural classifier or None)`` of the primary head (or the saved ``head``);
+    RunDirError for a run with no classifier or no such head."""
     from clinfusion.downstream.inference import CLASSIFIER_DIR, META, load_finetuned, other_kind, read_meta
 
     path = Path(run_dir)
@@ -67,7 +68,7 @@ def load_run(run_dir: str | Path, device: Optional[str] = None):
         raise RunDirError(f"run directory {str(path)!r} has no fine-tuned classifier ({CLASSIFIER_DIR}/{META}): "
                           + (other_kind(path, "fine-tuned")
                              or "run `clinfusion finetune` first and explain its output directory"))
-    run = load_finetuned(path, device=device)
+    run = load_finetuned(path, device=device, head=head)
     neural = run.classifier
     if neural is None:  # lightgbm primary head: image maps through a saved neural head that reads the image,
         found = {}      # one on the fused embedding (what LightGBM reads) first, then concat, then image
@@ -154,10 +155,11 @@ def explain_section(run_dir: Path, overrides: Optional[Sequence[str]]) -> Any:
 
 def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, ids: Optional[List[str]] = None,
                 methods: Optional[List[str]] = None, overwrite: bool = False,
-                overrides: Optional[Sequence[str]] = None) -> Path:
+                overrides: Optional[Sequence[str]] = None, head: Optional[str] = None) -> Path:
     """Explain samples of a fine-tuned run; returns ``out_dir`` (see the module docstring).
 
-    ``overrides``: dotted ``explain.*`` settings applied on top of the run's config.
+    ``overrides``: dotted ``explain.*`` settings applied on top of the run's config. ``head``: a
+    saved head other than the one chosen on validation (the run's primary).
 
     Raises:
         RunDirError: no fine-tuned classifier in ``run_dir``; ``out_dir`` exists without ``overwrite``.
@@ -168,7 +170,7 @@ def run_explain(run_dir: str | Path, table: Optional[str], out_dir: str | Path, 
     from clinfusion.downstream.inference import prepare_external
 
     out = check_out_dir(out_dir, overwrite)
-    run, neural = load_run(run_dir)
+    run, neural = load_run(run_dir, head=head)
     cfg = explain_section(Path(run_dir), overrides) if overrides else run.cfg.explain
     image_methods, tabular_methods = split_methods(methods or cfg.methods)
     device = resolve_device(run.cfg.device)

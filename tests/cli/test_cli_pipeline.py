@@ -93,3 +93,30 @@ def test_explain_writes_report(pipeline):
     assert (root / "xp" / "report.html").is_file()
     assert (root / "xp" / "tabular.csv").is_file()
     assert main(["explain", str(ft), "--out", str(root / "xp")]) == 2  # exists, no --overwrite
+
+
+def test_head_option_uses_another_saved_head(pipeline, capsys):
+    """--head: evaluate / predict / explain a saved head other than the one chosen on validation;
+    an unknown head is one line naming the saved ones."""
+    ft, root, table = pipeline["ft"], pipeline["root"], str(pipeline["syn"].table)
+    meta = json.loads((ft / "classifier" / "meta.json").read_text())
+    other = [h for h in meta["heads"] if h != meta["primary"]][0]
+    for head in (None, other):
+        tag = head or "primary"
+        extra = ["--head", head] if head else []
+        assert main(["predict", str(ft), "--cohort", table, "--out", str(root / f"p_{tag}.csv")] + extra) == 0
+        assert main(["evaluate", str(ft), "--cohort", table, "--out", str(root / f"ev_{tag}")] + extra) == 0
+        assert main(["explain", str(ft), "--out", str(root / f"xp_{tag}"), "--methods", "tabular_ig"] + extra) == 0
+    p0, p1 = pd.read_csv(root / "p_primary.csv"), pd.read_csv(root / f"p_{other}.csv")
+    assert (p0["prob_1"] - p1["prob_1"]).abs().max() > 1e-4  # linear and lightgbm: two models, two outputs
+    from sklearn.metrics import roc_auc_score
+
+    labels = pd.read_csv(table).set_index("id").loc[p1["id"], "label"]
+    m1 = json.loads((root / f"ev_{other}" / "metrics.json").read_text())
+    assert m1["auroc"] == pytest.approx(roc_auc_score(labels, p1["prob_1"]), abs=1e-9)  # evaluate scored `other`
+    for tag, head in (("primary", meta["primary"]), (other, other)):
+        assert json.loads((root / f"xp_{tag}" / "explained.json").read_text())["head"] == head
+    capsys.readouterr()
+    assert main(["predict", str(ft), "--cohort", table, "--out", str(root / "p_x.csv"), "--head", "mlp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no saved head 'mlp'; saved: " in err[0] and other in err[0]

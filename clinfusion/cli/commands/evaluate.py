@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config
+from clinfusion.cli.base import COMMANDS, add_head_argument, add_run_arguments, load_run_config, print_config
 
 
 @COMMANDS.register("evaluate")
@@ -12,6 +12,7 @@ class Evaluate:
     @staticmethod
     def add_arguments(parser):
         add_run_arguments(parser, "output directory")
+        add_head_argument(parser)
 
     @staticmethod
     def run(args) -> int:
@@ -19,6 +20,7 @@ class Evaluate:
             return print_config(load_run_config(args.run, args.overrides))
         from clinfusion import api
 
-        api.evaluate(args.run, args.out, cohort=args.cohort, overrides=args.overrides, overwrite=args.overwrite)
+        api.evaluate(args.run, args.out, cohort=args.cohort, overrides=args.overrides, overwrite=args.overwrite,
+                     head=args.head)
         print(f"evaluation: {args.out}")
         return 0

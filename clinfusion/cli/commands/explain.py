@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, optional_list, print_config
+from clinfusion.cli.base import (COMMANDS, add_head_argument, add_run_arguments, load_run_config, optional_list,
+                                 print_config)
 
 
 @COMMANDS.register("explain")
@@ -12,6 +13,7 @@ class Explain:
     @staticmethod
     def add_arguments(parser):
         add_run_arguments(parser, "output directory")
+        add_head_argument(parser)
         parser.add_argument("--ids", nargs="+", default=None, help="sample ids to explain (space or comma separated)")
         parser.add_argument("--methods", nargs="+", default=None, help="attribution methods (default: config)")
 
@@ -22,7 +24,8 @@ class Explain:
         from clinfusion import api
 
         out = api.explain(args.run, args.out, cohort=args.cohort, ids=optional_list(args.ids),
-                          methods=optional_list(args.methods), overrides=args.overrides, overwrite=args.overwrite)
+                          methods=optional_list(args.methods), overrides=args.overrides, overwrite=args.overwrite,
+                          head=args.head)
         import json
         from pathlib import Path
 

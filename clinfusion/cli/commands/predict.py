@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config, refuse_existing_output
+from clinfusion.cli.base import (COMMANDS, add_head_argument, add_run_arguments, load_run_config, print_config,
+                                 refuse_existing_output)
 
 
 @COMMANDS.register("predict")
@@ -12,6 +13,7 @@ class Predict:
     @staticmethod
     def add_arguments(parser):
         add_run_arguments(parser, "output CSV file")
+        add_head_argument(parser)
 
     @staticmethod
     def run(args) -> int:
@@ -20,6 +22,6 @@ class Predict:
         refuse_existing_output(args.out, args.overwrite)
         from clinfusion import api
 
-        api.predict(args.run, out=args.out, cohort=args.cohort, overrides=args.overrides)
+        api.predict(args.run, out=args.out, cohort=args.cohort, overrides=args.overrides, head=args.head)
         print(f"predictions: {args.out}")
         return 0
