@@ -3,7 +3,8 @@
 One config, ``configs/nih_cxr_demo.yaml``, drives every step:
 validate -> pretrain (prints the retrieval table) -> embed -> finetune (prints the
 comparison table: fused vs tabular-only vs image-only, AUROC with 95% CI) ->
-evaluate -> explain (prints the path of report.html).
+evaluate -> explain (prints the path of report.html; when the head chosen on validation reads
+one input only, e.g. the table-embedding probe, the fused linear probe is explained as well).
 
 Data: NIH Clinical Center ChestX-ray14 (Wang et al., CVPR 2017), 760 images of 160
 patients, bundled under ``clinfusion/datasets/data/nih_cxr_1k`` with its README and
@@ -42,6 +43,17 @@ def step(title: str, argv: List[str]) -> None:
     print(f"--- {title} done in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def _one_input_head(fin: Path) -> str:
+    """The fine-tuned run's chosen head when it reads one input's embedding only and the run also
+    saved the fused ``linear`` probe; else ''."""
+    import json
+
+    meta = json.loads((fin / "classifier" / "meta.json").read_text())
+    head = json.loads((fin / "classifier" / meta["primary"] / "head.json").read_text())
+    reads_one = head.get("features", "fused") in ("image", "table")
+    return meta["primary"] if reads_one and "linear" in meta["heads"] else ""
+
+
 def run(out: Path, quick: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pre, fin = out / "pretrain", out / "finetune"
@@ -56,6 +68,11 @@ def run(out: Path, quick: bool = False) -> Path:
     step("evaluate", ["evaluate", str(fin), "--out", str(out / "evaluate"), "--overwrite"])
     step("explain", ["explain", str(fin), "--out", str(out / "explain"), "--overwrite"])
     report = (out / "explain" / "report.html").resolve()
+    one_input = _one_input_head(fin)
+    if one_input:  # the chosen head ignores one input: show the fused probe's maps and attributions too
+        step(f"explain the fused linear probe ({one_input} was chosen and reads one input only)",
+             ["explain", str(fin), "--head", "linear", "--out", str(out / "explain_fused"), "--overwrite"])
+        print(f"\nExplanation report (fused linear probe): {(out / 'explain_fused' / 'report.html').resolve()}")
     print(f"\nExplanation report: {report}")
     print(f"Model report:       {(fin / 'report.html').resolve()}")
     return report
