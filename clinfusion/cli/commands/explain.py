@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from clinfusion.cli.base import (COMMANDS, add_head_argument, add_run_arguments, load_run_config, optional_list,
                                  print_config)
 
@@ -26,9 +29,6 @@ class Explain:
         out = api.explain(args.run, args.out, cohort=args.cohort, ids=optional_list(args.ids),
                           methods=optional_list(args.methods), overrides=args.overrides, overwrite=args.overwrite,
                           head=args.head)
-        import json
-        from pathlib import Path
-
         for note in json.loads((Path(out) / "explained.json").read_text()).get("notes", []):
             print(f"note: {note}")
         print(f"report: {out}/report.html")
