@@ -1,4 +1,4 @@
-"""``clinfusion evaluate RUN --cohort TABLE --out DIR``: external validation."""
+"""``clinfusion evaluate RUN --cohort TABLE --out DIR [--head NAME]``: external validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``clinfusion explain RUN --cohort TABLE --out DIR [--ids ...] [--methods ...]``."""
+"""``clinfusion explain RUN --cohort TABLE --out DIR [--ids ...] [--methods ...] [--head NAME]``."""
 
 from __future__ import annotations
 

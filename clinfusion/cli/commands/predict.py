@@ -1,4 +1,4 @@
-"""``clinfusion predict RUN --cohort TABLE --out FILE.csv``."""
+"""``clinfusion predict RUN --cohort TABLE --out FILE.csv [--head NAME]``."""
 
 from __future__ import annotations
 
