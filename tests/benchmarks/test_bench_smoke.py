@@ -110,7 +110,7 @@ def test_quality(tmp_path):
         assert all(0.5 < r["oracle (same inputs)"] <= 1.0 for r in rows)
     for sec in (nih, _section(data, "Planted synthetic cohort, 2D")):  # what finetune's own choice scores
         chosen = {r["model"]: r for r in sec["rows"] if r["model"].startswith("chosen on validation")}
-        assert len(chosen) == 2 and all(r["chosen per run"] for r in chosen.values())
+        assert len(chosen) == 3 and all(r["chosen per run"] for r in chosen.values())
         assert {"model", "val_auroc", "auroc"} <= set(sec["runs"][0])
     assert {"nih", "2d", "3d"} <= set(data["verdicts"])
     goals = data["verdicts"]["2d"]["goals"]
