@@ -46,11 +46,12 @@ def step(title: str, argv: List[str]) -> None:
 def _one_input_head(fin: Path) -> str:
     """The fine-tuned run's chosen head when it reads one input's embedding only and the run also
     saved the fused ``linear`` probe; else ''."""
-    import json
+    from clinfusion.downstream.inference import read_head_meta, read_meta
+    from clinfusion.models.classifier import FEATURE_INPUTS
 
-    meta = json.loads((fin / "classifier" / "meta.json").read_text())
-    head = json.loads((fin / "classifier" / meta["primary"] / "head.json").read_text())
-    reads_one = head.get("features", "fused") in ("image", "table")
+    meta = read_meta(fin)
+    features = read_head_meta(fin, meta["primary"]).get("features", "fused")
+    reads_one = len(FEATURE_INPUTS.get(features, ())) == 1
     return meta["primary"] if reads_one and "linear" in meta["heads"] else ""
 
 

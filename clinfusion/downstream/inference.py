@@ -149,6 +149,13 @@ def read_meta(run_dir: Path) -> Dict[str, Any]:
     return json.loads((Path(run_dir) / CLASSIFIER_DIR / META).read_text())
 
 
+def read_head_meta(run_dir: Path, head: str) -> Dict[str, Any]:
+    """``classifier/<head>/head.json`` of a fine-tuned run (format, features, threshold, ...);
+    RunDirError when it is missing."""
+    hdir = check_run_dir(Path(run_dir) / CLASSIFIER_DIR / head, [[HEAD_META]], f"head {head!r} of the fine-tuned")
+    return json.loads((hdir / HEAD_META).read_text())
+
+
 def load_finetuned(run_dir: str | Path, head: Optional[str] = None, device: Optional[str] = None,
                    overrides: Sequence[str] = ()) -> FinetunedRun:
     """Load a fine-tuned run (primary head unless ``head`` names another saved one).
@@ -175,8 +182,8 @@ def load_finetuned(run_dir: str | Path, head: Optional[str] = None, device: Opti
     head = head or meta["primary"]
     if head not in meta["heads"]:
         raise RunDirError(f"fine-tuned run {str(path)!r} has no saved head {head!r}; saved: {', '.join(meta['heads'])}")
-    hdir = check_run_dir(path / CLASSIFIER_DIR / head, [[HEAD_META]], f"head {head!r} of the fine-tuned")
-    hmeta = json.loads((hdir / HEAD_META).read_text())
+    hdir = path / CLASSIFIER_DIR / head
+    hmeta = read_head_meta(path, head)
     label = LabelInfo.from_dict(meta["label"])
     dev = torch.device(device) if device else resolve_device(cfg.device)
     model = build_model(cfg, pre.schema)

@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from clinfusion.config.schema import ProbeConfig
 from clinfusion.downstream.evaluation import compute_metrics
 from clinfusion.downstream.models import FusedPredictor, HeadContext, make_classifier, register_model
+from clinfusion.models.classifier import FEATURE_INPUTS
 
 
 @dataclass
@@ -154,13 +155,13 @@ def linear(ctx: HeadContext) -> FusedPredictor:
     return _fit_head(ctx, "fused")
 
 
-@register_model("linear_image", "head", reads=("image",))
+@register_model("linear_image", "head", reads=FEATURE_INPUTS["image"])
 def linear_image(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen image embedding ``[N, Di]``."""
     return _fit_head(ctx, "image")
 
 
-@register_model("linear_table", "head", reads=("table",))
+@register_model("linear_table", "head", reads=FEATURE_INPUTS["table"])
 def linear_table(ctx: HeadContext) -> FusedPredictor:
     """Linear probe on the frozen table embedding ``[N, Dt]``."""
     return _fit_head(ctx, "table")

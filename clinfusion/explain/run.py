@@ -61,7 +61,8 @@ def _make_out_dir(out: Path) -> Path:
 def load_run(run_dir: str | Path, device: Optional[str] = None, head: Optional[str] = None):
     """``(FinetunedRun, neural classifier or None)`` of the primary head (or the saved ``head``);
     RunDirError for a run with no classifier or no such head."""
-    from clinfusion.downstream.inference import CLASSIFIER_DIR, META, load_finetuned, other_kind, read_meta
+    from clinfusion.downstream.inference import (CLASSIFIER_DIR, META, load_finetuned, other_kind, read_head_meta,
+                                                 read_meta)
 
     path = Path(run_dir)
     if path.is_dir() and not (path / CLASSIFIER_DIR / META).exists():
@@ -70,42 +71,43 @@ def load_run(run_dir: str | Path, device: Optional[str] = None, head: Optional[s
                              or "run `clinfusion finetune` first and explain its output directory"))
     run = load_finetuned(path, device=device, head=head)
     neural = run.classifier
-    if neural is None:  # lightgbm primary head: image maps through a saved neural head that reads the image,
-        found = {}      # one on the fused embedding (what LightGBM reads) first, then concat, then image
-        for head in read_meta(path)["heads"]:
-            if head != run.head:
-                clf = load_finetuned(path, head=head, device=device).classifier
-                reads = getattr(clf, "features", "fused") if clf is not None else None
-                if reads in SURROGATE_ORDER:
-                    found.setdefault(reads, clf)
-                if reads == SURROGATE_ORDER[0]:
-                    break
-        neural = next((found[k] for k in SURROGATE_ORDER if k in found), None)
+    if neural is None:  # lightgbm head: image maps through a saved neural head that reads the image,
+        reads = {}      # one on the fused embedding (what LightGBM reads) first, then concat, then image
+        for other in read_meta(path)["heads"]:
+            hmeta = read_head_meta(path, other)
+            if other != run.head and hmeta["format"] == "fused_classifier":
+                reads.setdefault(hmeta.get("features", "fused"), other)
+        surrogate = next((reads[k] for k in SURROGATE_ORDER if k in reads), None)
+        if surrogate is not None:
+            neural = load_finetuned(path, head=surrogate, device=device).classifier
     return run, neural
 
 
 SURROGATE_ORDER = ("fused", "concat", "image")  # embeddings a LightGBM head's image maps may come through
 
 
-# embedding a neural head reads -> (methods it cannot have, the note that says why)
-ONE_INPUT = {"table": ("image", "reads only the record's embedding: its prediction does not depend on the image, "
-                                "so no image maps are made"),
-             "image": ("tabular", "reads only the image embedding: its prediction does not depend on the record, "
-                                  "so no clinical attributions are made")}
+# the input a head does not read -> (its methods' kind, the note that says why)
+UNREAD = {"image": ("image", "reads only the record's embedding: its prediction does not depend on the image, "
+                             "so no image maps are made"),
+          "table": ("tabular", "reads only the image embedding: its prediction does not depend on the record, "
+                               "so no clinical attributions are made")}
 
 
 def one_input_methods(run: Any, image_methods: List[str], tabular_methods: List[str],
                       notes: List[str]) -> Tuple[List[str], List[str]]:
     """The methods a neural primary head can be explained by: a head on one input's embedding
-    drops the other input's methods (gradients through an unused input do not exist) and adds a note."""
-    reads = getattr(run.classifier, "features", "fused") if run.classifier is not None else "fused"
-    if reads not in ONE_INPUT:
-        return image_methods, tabular_methods
-    drop, why = ONE_INPUT[reads]
-    dropped = image_methods if drop == "image" else tabular_methods
-    if dropped:
-        notes.append(f"the explained head ({run.head}) {why} ({', '.join(dropped)} skipped)")
-    return ([], tabular_methods) if drop == "image" else (image_methods, [])
+    (:data:`~clinfusion.models.classifier.FEATURE_INPUTS`) drops the other input's methods (gradients
+    through an unused input do not exist) and adds a note."""
+    from clinfusion.models.classifier import FEATURE_INPUTS
+
+    features = getattr(run.classifier, "features", "fused") if run.classifier is not None else "fused"
+    methods = {"image": image_methods, "tabular": tabular_methods}
+    for unread in sorted(set(UNREAD) - set(FEATURE_INPUTS[features])):
+        kind, why = UNREAD[unread]
+        if methods[kind]:
+            notes.append(f"the explained head ({run.head}) {why} ({', '.join(methods[kind])} skipped)")
+        methods[kind] = []
+    return methods["image"], methods["tabular"]
 
 
 def test_ids(run_dir: Path) -> List[str]:

@@ -14,7 +14,7 @@ features="fused")``
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,9 @@ FEATURES: Dict[str, Callable[[Dict[str, Tensor]], Tensor]] = {
     "table": lambda out: out["table_emb"],
     "concat": lambda out: torch.cat([out["image_emb"], out["table_emb"]], dim=1),
 }
+# features kind -> the inputs a head on that embedding depends on
+FEATURE_INPUTS: Dict[str, Tuple[str, ...]] = {"fused": ("image", "table"), "image": ("image",),
+                                              "table": ("table",), "concat": ("image", "table")}
 
 
 def feature_dim(model: MultimodalModel, features: str) -> int:
