@@ -2,6 +2,9 @@
 #   make demo   -> bootstrap .venv, install, run the end-to-end demo on the bundled cohort
 #   make test   -> bootstrap .venv, install, run the whole test suite
 PYTHON ?= python3
+# extra pip arguments for the torch install, e.g. a CPU-only index on a plain PyPI machine:
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
@@ -11,9 +14,9 @@ STAMP   = $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	# torch: install the pinned CPU build only when no torch is importable, so pip
-	# never resolves a bare `torch` (a multi-GB CUDA build).
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	# torch: install the pinned version only when no torch is importable, so pip never
+	# resolves a bare `torch`; which build comes is up to the pip index (TORCH_PIP_ARGS).
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
