@@ -67,11 +67,17 @@ def load_cohort(config: ConfigLike, table: Optional[PathLike] = None, require_la
 
 def validate(config: ConfigLike, overrides: Sequence[str] = ()) -> Any:
     """The cohort report (``.fatal`` list, ``.render()`` text) without training anything: the data,
-    then the settings pretraining would stop on (model, losses, device, batch size)."""
+    then the settings pretraining would stop on (model, losses, device, batch size), and, as warnings,
+    the fine-tuning heads the cohort cannot feed (e.g. image heads when no row has an image)."""
     from clinfusion.datasets.validate import validate_cohort
+    from clinfusion.downstream.finetune import unreadable_heads_note
     from clinfusion.training.pretrain import check_settings
 
-    return validate_cohort(_config(config, overrides), settings=check_settings)
+    def settings(cfg: RunConfig, cohort: Any, train_rows: np.ndarray) -> List[str]:
+        check_settings(cfg, cohort, train_rows)
+        return unreadable_heads_note(cfg, cohort)
+
+    return validate_cohort(_config(config, overrides), settings=settings)
 
 
 def pretrain(config: ConfigLike, out: PathLike, overrides: Sequence[str] = (), overwrite: bool = False,
@@ -84,7 +90,9 @@ def pretrain(config: ConfigLike, out: PathLike, overrides: Sequence[str] = (), o
 
 def embed(run: PathLike, out: Optional[PathLike] = None, cohort: Optional[PathLike] = None) -> Any:
     """Embeddings of ``cohort`` (default: the run's table) with a pretrained run, as a DataFrame
-    (``id, patient, image_emb, table_emb, fused_emb``); also written to ``out`` (Parquet) when given."""
+    (``id, patient, image_emb, table_emb, fused_emb, image_proj, table_proj``; the two ``*_proj``
+    columns are the unit-norm CLIP-space projections, so ``image_proj . table_proj`` scores an
+    image against a record); also written to ``out`` (Parquet) when given."""
     import pandas as pd
 
     from clinfusion.training.embed import run_embed

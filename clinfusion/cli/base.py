@@ -26,11 +26,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, out_help: str = "run d
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser, out_help: str,
+                      overrides_help: str = "dotted overrides applied to the run's stored config") -> None:
     """``RUN [key.path=value ...] --cohort TABLE --out PATH [--overwrite] [--print-config]``."""
     parser.add_argument("run", help="a run directory written by clinfusion")
-    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
-                        help="dotted overrides applied to the run's stored config")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value", help=overrides_help)
     parser.add_argument("--cohort", default=None, help="cohort table (CSV/Parquet); default: the run's cohort")
     parser.add_argument("--out", required=True, help=out_help)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")

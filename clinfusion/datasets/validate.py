@@ -230,14 +230,16 @@ def _splits(report: ValidationReport, cohort, cfg: RunConfig) -> np.ndarray:
     return names
 
 
-def validate_cohort(cfg: RunConfig, settings: Optional[Callable[[RunConfig, Any, np.ndarray], None]] = None
+def validate_cohort(cfg: RunConfig,
+                    settings: Optional[Callable[[RunConfig, Any, np.ndarray], Optional[List[str]]]] = None
                     ) -> ValidationReport:
     """Check the cohort of ``cfg`` end to end; never raises for bad user data.
 
     Fatal: a DataError/ConfigError while loading, patient leakage in a given split,
     missing or unreadable images when ``cohort.on_bad_image=error``, and whatever ``settings``
-    (``(cfg, cohort, train_rows) -> None``, raising :class:`ClinfusionError`; the application layer
-    passes pretraining's own checks of the model and losses) raises once the data are sound.
+    (``(cfg, cohort, train_rows) -> warning lines or None``, raising :class:`ClinfusionError`; the
+    application layer passes pretraining's own checks of the model and losses, and fine-tuning's note
+    on heads the cohort cannot feed) raises once the data are sound; the lines it returns are warnings.
     """
     from clinfusion.datasets.cohort import load_cohort
 
@@ -261,7 +263,7 @@ def validate_cohort(cfg: RunConfig, settings: Optional[Callable[[RunConfig, Any,
     try:
         names = _splits(report, cohort, cfg)
         if settings is not None and not report.fatal:
-            settings(cfg, cohort, np.flatnonzero(names == "train"))
+            report.warnings += settings(cfg, cohort, np.flatnonzero(names == "train")) or []
     except ClinfusionError as exc:
         report.fatal.append(str(exc))
     if report.leakage:

@@ -338,6 +338,17 @@ def drop_unreadable(cfg: RunConfig, cohort: Any) -> List[str]:
     return [f"finetune: skipping {', '.join(skipped)}: no row of {cohort.table!r} has {lacks}"] if skipped else []
 
 
+def unreadable_heads_note(cfg: RunConfig, cohort: Any) -> List[str]:
+    """What :func:`drop_unreadable` would say about ``cohort`` (or the line it would stop on), as
+    ``clinfusion validate``'s warning; ``cfg`` is not changed. ``[]`` without a label column."""
+    if cfg.cohort.label_column is None:
+        return []
+    try:
+        return drop_unreadable(cfg.model_copy(deep=True), cohort)
+    except ConfigError as exc:
+        return [f"finetune would stop: {exc}"]
+
+
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
                  show: bool = True, resume: bool = False) -> Path:
     """Fine-tune heads and baselines and write the run directory; returns its path.

@@ -65,3 +65,23 @@ def test_models_that_read_only_an_input_the_cohort_lacks_are_skipped(synth, tmp_
                  str(tmp_path / "ft3")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no row has an image" in err[0]
+
+
+def test_validate_warns_of_the_heads_finetune_would_skip(synth, tmp_path, capsys):
+    """`clinfusion validate` says before any training what finetune would skip (and when it would
+    stop), as warnings: the same cohort still pretrains (exit 0)."""
+    from clinfusion.cli.main import main
+    from clinfusion.config import save_config
+    from tests.downstream.conftest import make_cfg
+
+    cfg = make_cfg(synth, "cohort.image_column=null", "finetune.heads=[linear_image, linear]",
+                   "finetune.baselines=[image_only, tabular_lgbm]", "pretrain.batch_size=8")
+    save_config(cfg, tmp_path / "cfg.yaml")
+    assert main(["validate", str(tmp_path / "cfg.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "finetune: skipping linear_image, image_only: no row of" in out
+    assert main(["validate", str(tmp_path / "cfg.yaml"), "finetune.heads=[linear_image]"]) == 0
+    out = capsys.readouterr().out
+    assert "finetune would stop: finetune.heads: linear_image read(s) only inputs" in out
+    assert main(["validate", str(tmp_path / "cfg.yaml"), "cohort.image_column=image"]) == 0
+    assert "skipping" not in capsys.readouterr().out  # images present: nothing skipped

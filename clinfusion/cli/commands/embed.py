@@ -12,7 +12,8 @@ class Embed:
 
     @staticmethod
     def add_arguments(parser):
-        add_run_arguments(parser, "output Parquet file")
+        add_run_arguments(parser, "output Parquet file",
+                          overrides_help="only with --print-config: embed always uses the run's stored config")
 
     @staticmethod
     def run(args) -> int:
