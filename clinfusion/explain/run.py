@@ -32,6 +32,7 @@ from clinfusion.explain.image import IMAGE_METHODS, resolve_cam_layer
 from clinfusion.explain.pipeline import Explainer, LightGBMView
 from clinfusion.explain.results import ResultCollector
 from clinfusion.explain.tabular import TABULAR_METHODS
+from clinfusion.models.classifier import FEATURE_INPUTS
 
 
 def split_methods(methods: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -73,9 +74,9 @@ def load_run(run_dir: str | Path, device: Optional[str] = None, head: Optional[s
     neural = run.classifier
     if neural is None:  # lightgbm head: image maps through a saved neural head that reads the image,
         reads = {}      # one on the fused embedding (what LightGBM reads) first, then concat, then image
-        for other in read_meta(path)["heads"]:
+        for other in (h for h in read_meta(path)["heads"] if h != run.head):
             hmeta = read_head_meta(path, other)
-            if other != run.head and hmeta["format"] == "fused_classifier":
+            if hmeta["format"] == "fused_classifier":
                 reads.setdefault(hmeta.get("features", "fused"), other)
         surrogate = next((reads[k] for k in SURROGATE_ORDER if k in reads), None)
         if surrogate is not None:
@@ -98,8 +99,6 @@ def one_input_methods(run: Any, image_methods: List[str], tabular_methods: List[
     """The methods a neural primary head can be explained by: a head on one input's embedding
     (:data:`~clinfusion.models.classifier.FEATURE_INPUTS`) drops the other input's methods (gradients
     through an unused input do not exist) and adds a note."""
-    from clinfusion.models.classifier import FEATURE_INPUTS
-
     features = getattr(run.classifier, "features", "fused") if run.classifier is not None else "fused"
     methods = {"image": image_methods, "tabular": tabular_methods}
     for unread in sorted(set(UNREAD) - set(FEATURE_INPUTS[features])):
