@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from clinfusion.registry import Registry
 
@@ -84,12 +84,34 @@ def print_config(cfg) -> int:
     return 0
 
 
-def refuse_existing_output(path: str, overwrite: bool) -> None:
-    """An output file (or folder) that exists is kept unless ``--overwrite`` was given."""
+def refuse_existing_output(path: str, overwrite: bool, inputs: Sequence[Optional[str]] = ()) -> None:
+    """The one-file ``--out`` of validate / embed / predict: an existing file is kept unless
+    ``--overwrite`` was given; a folder (or a path ending in a separator) and any of ``inputs`` (the
+    tables the command reads; user data) are refused even with it."""
+    import os
+
+    from clinfusion.datasets.table import resolve_table_path
     from clinfusion.errors import RunDirError
 
-    if Path(path).exists() and not overwrite:
+    out = Path(path)
+    if path.endswith(("/", os.sep)) or out.is_dir():
+        raise RunDirError(f"--out {path!r} is a folder: this command writes one file; give a file path inside it")
+    for table in inputs:
+        if table and str(table).strip() and out.resolve() == resolve_table_path(table).resolve():
+            raise RunDirError(f"--out {path!r} is the table this command reads ({table}): choose another --out "
+                              f"(your data are never overwritten)")
+    if out.exists() and not overwrite:
         raise RunDirError(f"output {path!r} exists: pass --overwrite to replace it")
+
+
+def run_tables(run: str, cohort: Optional[str]) -> List[Optional[str]]:
+    """The tables embed / predict read from ``run``: ``--cohort`` or the run's own cohort table, and
+    its omics table ([] entries that cannot be known are None; the run's errors come later)."""
+    try:
+        cfg = load_run_config(run, [])
+    except Exception:  # a broken run is reported by the command itself, with its own line
+        return [cohort]
+    return [cohort or cfg.cohort.table, cfg.cohort.omics.table if cfg.cohort.omics is not None else None]
 
 
 def optional_list(values: Optional[List[str]]) -> Optional[List[str]]:

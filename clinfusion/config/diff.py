@@ -1,5 +1,5 @@
 """What ``finetune --pretrained`` takes from the pretrained run, said one line per key; what
-``pretrain --resume`` may change in a run (:func:`resume_differences`).
+``pretrain --resume`` and ``finetune --resume`` may change in a run (:func:`resume_differences`).
 
 The pretrained run's ``model`` and ``image`` sections win (its weights only load into the
 architecture they were trained with, and its preprocessing expects its image settings);
@@ -45,15 +45,19 @@ def pretrained_differences(cfg: Any, pretrained_cfg: Any) -> List[str]:
 # else (model, image, cohort, split, losses, optimiser, seed) must equal the run's, or its checkpoint
 # would not load or would continue a different training
 RESUME_SECTIONS = ("model", "image", "cohort", "split", "pretrain", "seed")
-RESUME_FREE = THIS_RUN_KEYS + ("pretrain.epochs", "pretrain.progress", "pretrain.num_workers", "pretrain.pin_memory",
-                               "pretrain.persistent_workers", "pretrain.prefetch_factor", "pretrain.checkpoint_every",
-                               "pretrain.checkpoint_every_steps", "pretrain.retrieval_every", "pretrain.log_every",
-                               "pretrain.compile", "pretrain.channels_last")
+_LOADING = ("progress", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "checkpoint_every",
+            "checkpoint_every_steps", "log_every", "compile", "channels_last")
+RESUME_FREE = THIS_RUN_KEYS + ("pretrain.epochs", "pretrain.retrieval_every") + tuple(f"pretrain.{k}" for k in _LOADING)
+# `finetune --resume`: the models already trained must be those the run would train again, so every
+# setting of its cohort, split, model and fine-tuning stays (only how data are loaded and logged may change)
+FINETUNE_RESUME_SECTIONS = ("model", "image", "cohort", "split", "finetune", "seed")
+FINETUNE_RESUME_FREE = THIS_RUN_KEYS + tuple(f"finetune.{k}" for k in _LOADING)
 
 
-def resume_differences(cfg: Any, stored: Any) -> List[str]:
-    """``key: run X, this config Y`` per setting ``pretrain --resume`` must keep but ``cfg`` changes."""
-    ours = _flat(cfg.model_dump(mode="json", include=set(RESUME_SECTIONS)))
-    theirs = _flat(stored.model_dump(mode="json", include=set(RESUME_SECTIONS)))
+def resume_differences(cfg: Any, stored: Any, sections=RESUME_SECTIONS, free=RESUME_FREE) -> List[str]:
+    """``key: run X, this config Y`` per setting of ``sections`` that ``--resume`` must keep (all but
+    ``free``) and ``cfg`` changes; the defaults are ``pretrain --resume``'s."""
+    ours = _flat(cfg.model_dump(mode="json", include=set(sections)))
+    theirs = _flat(stored.model_dump(mode="json", include=set(sections)))
     return [f"{k}: run {theirs.get(k)!r}, this config {ours.get(k)!r}" for k in sorted(set(ours) | set(theirs))
-            if k not in RESUME_FREE and ours.get(k) != theirs.get(k)]
+            if k not in free and ours.get(k) != theirs.get(k)]

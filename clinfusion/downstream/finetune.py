@@ -349,6 +349,23 @@ def unreadable_heads_note(cfg: RunConfig, cohort: Any) -> List[str]:
         return [f"finetune would stop: {exc}"]
 
 
+def check_finetune_resume(cfg: RunConfig, run_dir: Path) -> None:
+    """ConfigError (run untouched) when ``finetune --resume`` in ``run_dir`` would train other models
+    or settings than the interrupted run (its ``config.yaml``): a resumed run finishes what was started."""
+    from clinfusion.config import load_config
+    from clinfusion.config.diff import FINETUNE_RESUME_FREE, FINETUNE_RESUME_SECTIONS, resume_differences
+
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        return
+    diffs = resume_differences(cfg, load_config(stored_path), FINETUNE_RESUME_SECTIONS, FINETUNE_RESUME_FREE)
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise ConfigError(f"--resume {str(run_dir)!r}: {diffs[0]}{more}: resume with the run's settings (pass the "
+                          f"overrides the run was started with; only loading settings may change), or start a new "
+                          f"run with another --out")
+
+
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
                  show: bool = True, resume: bool = False) -> Path:
     """Fine-tune heads and baselines and write the run directory; returns its path.
@@ -388,6 +405,8 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     folds, split_names = make_folds(cohort, rows, info, base.cfg.split, base.cfg.cohort, base.cfg.finetune,
                                     base.cfg.seed)
     run_dir = Path(out_dir)
+    if resume:
+        check_finetune_resume(base.cfg, run_dir)  # before anything in the run folder is written
     if main:
         run_dir = Path(prepare_run_dir(out_dir, overwrite, resume))
         save_config(base.cfg, run_dir / "config.yaml")  # first: marks the folder as a clinfusion run

@@ -36,6 +36,27 @@ def test_validate_ok_prints_report(tmp_path, cohort, capsys):
     assert "marker" in out and "label" in out.lower()
 
 
+def test_validate_out_never_replaces_a_file_without_overwrite_nor_the_cohort_table(tmp_path, cohort, capsys):
+    """--out of an existing file needs --overwrite; the cohort table itself, or a folder, is refused
+    even with it (one line each), and the table's bytes are unchanged."""
+    import hashlib
+
+    cfg = write_config(tmp_path, cohort, SMALL_BATCH)
+    table = Path(cohort.table)
+    before = hashlib.md5(table.read_bytes()).hexdigest()
+    report = tmp_path / "report.txt"
+    report.write_text("mine")
+    assert main(["validate", str(cfg), "--out", str(report)]) == 2
+    assert "exists: pass --overwrite" in capsys.readouterr().err and report.read_text() == "mine"
+    assert main(["validate", str(cfg), "--out", str(report), "--overwrite"]) == 0
+    assert "status: OK" in report.read_text()
+    for out in (str(table), str(tmp_path) + "/"):
+        assert main(["validate", str(cfg), "--out", out, "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("is the table this command reads" in err[0] or "is a folder" in err[0]), err
+    assert hashlib.md5(table.read_bytes()).hexdigest() == before
+
+
 def test_validate_stops_on_the_settings_pretraining_would_stop_on(tmp_path, cohort, capsys):
     """Checked without training: the batch size against the training rows, the loss weights, a weights file."""
     cfg = write_config(tmp_path, cohort)

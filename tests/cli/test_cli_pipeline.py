@@ -2,6 +2,7 @@
 pretrain -> embed -> finetune -> evaluate -> predict -> explain."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -85,6 +86,11 @@ def test_evaluate_and_predict(pipeline):
     assert 0 < m["rows_seen_in_training"] == len(seen) < len(table)
     # an existing output is never overwritten without --overwrite
     assert main(["predict", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "p.csv")]) == 2
+    # nor the table it reads, even with --overwrite, nor a folder written as a file
+    table_bytes = Path(pipeline["syn"].table).read_bytes()
+    assert main(["predict", str(ft), "--out", str(pipeline["syn"].table), "--overwrite"]) == 2
+    assert main(["embed", str(pipeline["pre"]), "--out", str(root / "newdir") + "/"]) == 2
+    assert Path(pipeline["syn"].table).read_bytes() == table_bytes and not (root / "newdir").exists()
 
 
 def test_explain_writes_report(pipeline):

@@ -119,6 +119,27 @@ def test_empty_class_label_fraction_is_a_clear_error(dn_cfg, synth, tmp_path):
         run_finetune(cfg, None, tmp_path / "frac", show=False)
 
 
+def test_resume_with_other_settings_is_one_line_and_leaves_the_run(dn_cfg, tmp_path, capsys):
+    """`finetune --resume` finishes what the interrupted run started: other heads or epochs are a
+    one-line error naming the key, and the run folder (its config.yaml) is left as it was."""
+    from clinfusion.cli.main import main
+    from clinfusion.config import save_config
+    from clinfusion.downstream.finetune import run_finetune
+
+    cfg = dn_cfg("finetune.heads=[linear]", "finetune.baselines=[]", "finetune.label_fractions=[1.0]",
+                 "evaluation.bootstrap=0")
+    run = run_finetune(cfg, None, tmp_path / "ft", show=False)
+    stored = (run / "config.yaml").read_text()
+    save_config(cfg, tmp_path / "cfg.yaml")
+    assert main(["finetune", str(tmp_path / "cfg.yaml"), "finetune.heads=[linear, lightgbm]", "--out", str(run),
+                 "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finetune.heads: run ['linear'], this config ['linear', 'lightgbm']" in err[0], err
+    assert (run / "config.yaml").read_text() == stored
+    assert main(["finetune", str(tmp_path / "cfg.yaml"), "--out", str(run), "--resume",
+                 "finetune.num_workers=1"]) == 0  # the same settings (a loading one changed): resumes
+
+
 @pytest.mark.parametrize("mode", ["all", "fraction"])
 def test_validation_labels_fraction_cuts_the_validation_patients_too(dn_cfg, synth, tmp_path, monkeypatch, mode):
     """finetune.validation_labels=fraction: the heads and the threshold see that fraction of the

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from clinfusion.cli.base import COMMANDS, add_run_arguments, load_run_config, print_config, refuse_existing_output
+from clinfusion.cli.base import (COMMANDS, add_run_arguments, load_run_config, print_config, refuse_existing_output,
+                                 run_tables)
 from clinfusion.errors import ConfigError
 
 
@@ -22,7 +23,7 @@ class Embed:
         if args.overrides:
             raise ConfigError(f"embed uses the run's stored config and takes no overrides (got {args.overrides[0]!r}); "
                               f"re-run pretrain to change it")
-        refuse_existing_output(args.out, args.overwrite)
+        refuse_existing_output(args.out, args.overwrite, run_tables(args.run, args.cohort))
         from clinfusion import api
 
         api.embed(args.run, out=args.out, cohort=args.cohort)

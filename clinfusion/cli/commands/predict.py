@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clinfusion.cli.base import (COMMANDS, add_head_argument, add_run_arguments, load_run_config, print_config,
-                                 refuse_existing_output)
+                                 refuse_existing_output, run_tables)
 
 
 @COMMANDS.register("predict")
@@ -19,7 +19,7 @@ class Predict:
     def run(args) -> int:
         if args.print_config:
             return print_config(load_run_config(args.run, args.overrides))
-        refuse_existing_output(args.out, args.overwrite)
+        refuse_existing_output(args.out, args.overwrite, run_tables(args.run, args.cohort))
         from clinfusion import api
 
         api.predict(args.run, out=args.out, cohort=args.cohort, overrides=args.overrides, head=args.head)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from clinfusion.cli.base import COMMANDS, load_cli_config, print_config
+from clinfusion.cli.base import COMMANDS, load_cli_config, print_config, refuse_existing_output
 
 
 @COMMANDS.register("validate")
@@ -17,12 +17,16 @@ class Validate:
         parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted overrides")
         parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         parser.add_argument("--out", default=None, help="also write the report to this text file")
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     @staticmethod
     def run(args) -> int:
         cfg = load_cli_config(args)
         if args.print_config:
             return print_config(cfg)
+        if args.out:
+            refuse_existing_output(args.out, args.overwrite,
+                                   [cfg.cohort.table, cfg.cohort.omics.table if cfg.cohort.omics else None])
         from clinfusion import api
 
         report = api.validate(cfg)
