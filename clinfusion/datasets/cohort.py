@@ -70,6 +70,11 @@ def label_columns(cfg: CohortConfig) -> List[str]:
     return [cfg.label_column] if isinstance(cfg.label_column, str) else list(cfg.label_column)
 
 
+def key_columns(cfg: CohortConfig) -> List[Optional[str]]:
+    """The columns that name rows and groups (id, patient, split, site): read as text, never as numbers."""
+    return [cfg.id_column, cfg.patient_column, cfg.split_column, cfg.site_column]
+
+
 def _check_columns(frame: pd.DataFrame, cfg: CohortConfig, table: str) -> None:
     """Every configured column must exist (``exclude`` may name absent columns: an external
     table without, say, a text-label column is still fine)."""
@@ -184,7 +189,7 @@ def load_cohort(cfg: CohortConfig, table: str | None = None, require_labels: boo
         raise ConfigError("cohort.table is empty: set cohort.table to your CSV/Parquet file")
     if require_labels and not label_columns(cfg):
         raise ConfigError("cohort.label_column is not set: name the label column(s) to fine-tune or evaluate")
-    frame = read_table(path).copy()
+    frame = read_table(path, key_columns(cfg)).copy()
     frame = frame.dropna(how="all").reset_index(drop=True)
     if len(frame) == 0:
         raise DataError(f"{path}: the cohort is empty (no non-empty rows): check the file")

@@ -37,7 +37,7 @@ import pandas as pd
 from clinfusion.datasets.table import mostly_numbers
 from clinfusion.errors import DataError
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: CSV keys read as text (leading zeros kept)
 CHUNK_CELLS = 1 << 20  # values per chunk read (4 MB as float32)
 
 
@@ -64,13 +64,16 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
-def _csv_reader(path: Path, columns: Optional[Sequence[str]], block_bytes: int) -> Any:
-    """A pyarrow streaming CSV reader (bounded memory, types inferred from the first block)."""
+def _csv_reader(path: Path, columns: Optional[Sequence[str]], block_bytes: int, text: Sequence[str] = ()) -> Any:
+    """A pyarrow streaming CSV reader (bounded memory, types inferred from the first block; the
+    ``text`` columns, e.g. the key, read as text so ``000123`` keeps its zeros)."""
+    import pyarrow as pa
     from pyarrow import csv
 
     parse = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
     read = csv.ReadOptions(block_size=block_bytes, use_threads=False)  # no read-ahead: one block in memory
-    convert = csv.ConvertOptions(include_columns=list(columns) if columns is not None else None)
+    convert = csv.ConvertOptions(include_columns=list(columns) if columns is not None else None,
+                                 column_types={c: pa.string() for c in text})
     return csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
 
 
@@ -115,7 +118,7 @@ def _chunks(path: Path, columns: Sequence[str], rows_per_chunk: int, name: str) 
 
             batches = pq.ParquetFile(path).iter_batches(batch_size=rows_per_chunk, columns=list(columns))
         else:
-            batches = _csv_reader(path, columns, 1 << 24)
+            batches = _csv_reader(path, columns, 1 << 24, text=columns[:1])
         for batch in batches:
             yield batch.column(0).to_pandas(), _batch_values(batch)
     except DataError:

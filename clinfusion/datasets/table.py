@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -23,23 +23,26 @@ PKG_PREFIX = "pkg://"
 TABLE_READERS = Registry("table format")
 
 
+# A reader is ``(path, text_columns) -> DataFrame``: ``text_columns`` (ids, patients, splits, sites) are
+# read as text where the format stores text, so ``000123`` stays ``000123`` (not the number 123, which
+# would also merge patients ``0123`` and ``123``); columns absent from the file are ignored.
 @TABLE_READERS.register(".csv")
-def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
+def _read_csv(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={c: str for c in text_columns})
 
 
 @TABLE_READERS.register(".tsv")
-def _read_tsv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
+def _read_tsv(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={c: str for c in text_columns})
 
 
 @TABLE_READERS.register(".parquet")
-def _read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def _read_parquet(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    return pd.read_parquet(path)  # typed columns: an integer id has no leading zeros to lose
 
 
 @TABLE_READERS.register(".pq")
-def _read_pq(path: Path) -> pd.DataFrame:
+def _read_pq(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
@@ -54,11 +57,12 @@ def resolve_table_path(path: str | os.PathLike) -> Path:
     return Path(text).expanduser()
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, text_columns: Sequence[Optional[str]] = ()) -> pd.DataFrame:
     """Read a CSV / TSV / Parquet table into a new DataFrame.
 
     Args:
         path: file path, or ``pkg://nih_cxr_1k/clinical.csv`` for bundled data.
+        text_columns: key columns (id, patient, split, site) read as text, not numbers (None skipped).
 
     Raises:
         DataError: the file is missing, has an unknown extension, cannot be parsed,
@@ -76,9 +80,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             f"table {str(path)!r} has unknown extension {ext or '(none)'!r}: "
             f"use one of {', '.join(TABLE_READERS.names())}"
         )
-    reader: Callable[[Path], pd.DataFrame] = TABLE_READERS.get(ext)
+    reader: Callable[..., pd.DataFrame] = TABLE_READERS.get(ext)
     try:
-        frame = reader(p)
+        frame = reader(p, [c for c in text_columns if c])
     except UnicodeDecodeError:
         raise DataError(f"table {str(path)!r} is not UTF-8 text (e.g. Latin-1 accents): save it as UTF-8 "
                         f"(spreadsheet programs: 'CSV UTF-8')") from None

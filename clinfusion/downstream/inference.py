@@ -256,10 +256,11 @@ def _cohort_config(run: FinetunedRun, table: str, labelled: bool, present: List[
 def prepare_external(run: FinetunedRun, table: Optional[str], labelled: bool) -> External:
     """Load ``table`` (default: the run's own cohort table) as the run was trained."""
     from clinfusion.datasets.builder import load_run_cohort
+    from clinfusion.datasets.cohort import key_columns
     from clinfusion.datasets.table import read_table
 
     table = table or run.cfg.cohort.table
-    frame = read_table(table)
+    frame = read_table(table, key_columns(run.cfg.cohort))
     needed = list(run.preprocessor.schema.clinical_columns)
     missing = [c for c in needed if c not in frame.columns]
     if missing and run.cfg.cohort.missing_features == "error":

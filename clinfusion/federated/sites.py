@@ -50,7 +50,7 @@ def site_specs(cfg: RunConfig) -> List[SiteSpec]:
                           "or federated.site_tables ({site: table})")
     from clinfusion.datasets.table import read_table
 
-    frame = read_table(cfg.cohort.table)
+    frame = read_table(cfg.cohort.table, [col])
     if col not in frame.columns:
         raise DataError(f"{cfg.cohort.table}: cohort.site_column {col!r} is not a column: name the column holding "
                         f"each row's site")

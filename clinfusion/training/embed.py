@@ -31,6 +31,7 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     import pandas as pd
 
     from clinfusion.datasets.builder import build_dataset, build_loader, load_run_cohort, write_skipped
+    from clinfusion.datasets.cohort import label_columns
     from clinfusion.downstream.inference import PRETRAINED_REQUIRED, check_run_dir
     from clinfusion.models.io import load_pretrained
     from clinfusion.training.distributed import resolve_device
@@ -39,7 +40,11 @@ def run_embed(run_dir: str | os.PathLike, table: Optional[str], out_file: str | 
     cfg, pre, model = load_pretrained(run_dir)
     dev = resolve_device(device if device != "auto" else cfg.device)
     model = model.to(dev).eval()
-    cohort = load_run_cohort(cfg.cohort, cfg.image, table)  # cohort.on_bad_image applied here
+    # embeddings need no label: an unlabelled --cohort (a new cohort) embeds too; the label column,
+    # where the table has it, stays out of the features as in pretraining
+    unlabelled = cfg.cohort.model_copy(update={"label_column": None,
+                                              "exclude": list(cfg.cohort.exclude) + label_columns(cfg.cohort)})
+    cohort = load_run_cohort(unlabelled, cfg.image, table)  # cohort.on_bad_image applied here
     ds = build_dataset(cohort, pre, range(len(cohort.ids)), cfg.image.model_copy(update={"cache": "none"}),
                        missing_features=cfg.cohort.missing_features)
     keys = ("image_emb", "table_emb", "fused_emb", "image_proj", "table_proj")

@@ -4,6 +4,7 @@ pretrain -> embed -> finetune -> evaluate -> predict -> explain."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,6 +56,16 @@ def test_embed_writes_one_row_per_sample(pipeline):
     for col in ("id", "patient", "image_emb", "table_emb", "fused_emb"):
         assert col in df.columns
     assert len(df["fused_emb"].iloc[0]) == 16
+    # a new cohort without labels embeds too (images paths absolute: the copy lives elsewhere), to the same vectors
+    table = pd.read_csv(pipeline["syn"].table)
+    table["image"] = [str(pipeline["syn"].table.parent / p) for p in table["image"]]
+    unlabelled = pipeline["root"] / "unlabelled.csv"
+    table.drop(columns=["label"]).to_csv(unlabelled, index=False)
+    out2 = pipeline["root"] / "emb_unlabelled.parquet"
+    assert main(["embed", str(pipeline["pre"]), "--cohort", str(unlabelled), "--out", str(out2)]) == 0
+    df2 = pd.read_parquet(out2)
+    assert list(df2["id"]) == list(df["id"])
+    np.testing.assert_allclose(np.stack(df2["fused_emb"]), np.stack(df["fused_emb"]), atol=1e-6)
 
 
 def test_finetune_outputs(pipeline):

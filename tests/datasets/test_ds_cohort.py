@@ -249,3 +249,20 @@ def test_label_values_differing_only_in_case_are_an_error(tmp_path, frame12):
                              "cohort.positive_label=yes"])  # YAML reads `yes` as True: still the column's 'Yes'
     assert cfg.cohort.positive_label == "True"
     assert load_cohort(cfg.cohort).labels.classes == ["no", "Yes"]  # sorted alone: ['Yes', 'no']
+
+
+def test_zero_padded_ids_and_patients_stay_text(tmp_path, frame12):
+    """Ids and patients like 000123 are names, not numbers: read from CSV they keep their zeros (a
+    number would print as 123 and merge patients '0' and '000'); an omics table joins on them too."""
+    frame = frame12.drop(columns=["image"])
+    frame["sid"] = [f"{i:06d}" for i in range(12)]
+    frame["patient"] = ["0", "000", "00", "0000", "1", "01"] * 2  # six patients as a number would be two
+    table = tmp_path / "zeros.csv"
+    frame.to_csv(table, index=False)
+    p, om = _omics(tmp_path, ["000005", "5", "000000"])
+    c = load_cohort(CohortConfig(table=str(table), id_column="sid", patient_column="patient", image_column=None,
+                                 exclude=["findings"], omics=OmicsConfig(table=str(p), key_column="sample")))
+    assert c.ids[:2] == ["000000", "000001"] and len(set(c.patients)) == 6
+    np.testing.assert_allclose(c.omics[5], om.iloc[0, 1:].to_numpy(float), rtol=1e-6)  # '000005', not '5'
+    np.testing.assert_allclose(c.omics[0], om.iloc[2, 1:].to_numpy(float), rtol=1e-6)
+    assert np.isnan(c.omics[1]).all()
