@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from typing import List, Optional
@@ -43,11 +44,20 @@ def parse(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argpars
     args, rest = parser.parse_known_args(argv)
     extra = [a for a in rest if "=" in a and not a.startswith("-")]
     unknown = [a for a in rest if a not in extra]
+    if hasattr(args, "overrides"):  # a list option (--ids a b, --methods x) also takes what follows it:
+        for name, value in vars(args).items():  # hand the overrides among its values back
+            moved = [v for v in value if OVERRIDE.match(v)] if name != "overrides" and isinstance(value, list) else []
+            if moved:
+                setattr(args, name, [v for v in value if v not in moved] or None)
+                extra += moved
     if unknown or (extra and not hasattr(args, "overrides")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
     return args
+
+
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")  # key.path=value
 
 
 def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

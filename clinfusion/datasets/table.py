@@ -73,7 +73,8 @@ def read_table(path: str | os.PathLike, text_columns: Sequence[Optional[str]] = 
         raise DataError("table path is empty: set cohort.table to a CSV or Parquet file")
     if not p.is_file():
         what = "is a folder, not a file" if p.is_dir() else "not found"
-        raise DataError(f"table {str(path)!r} {what}: check the path (relative paths resolve from the config file)")
+        raise DataError(f"table {str(path)!r} {what}: check the path (a relative path in a config file resolves "
+                        f"from that file's folder; on the command line, from the current folder)")
     ext = p.suffix.lower()
     if ext not in TABLE_READERS:
         raise DataError(

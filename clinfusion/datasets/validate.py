@@ -169,6 +169,30 @@ def _labels(report: ValidationReport, cohort) -> None:
         report.unlabelled = int((idx < 0).sum())
 
 
+def _column_notes(report: ValidationReport, cohort, cfg: RunConfig) -> None:
+    """Warn about an ``exclude`` entry that is no column (a typo leaves the meant column a feature) and a
+    text feature with a different value in (almost) every row (an id, a date or free text: a category per row)."""
+    from difflib import get_close_matches
+
+    columns = [str(c) for c in cohort.frame.columns]
+    for name in cfg.cohort.exclude:
+        if name not in columns:
+            close = get_close_matches(name, columns, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            report.warnings.append(f"cohort.exclude names {name!r}, not a column of the table{hint}: if it is a "
+                                   f"typo, the column you meant is still a feature")
+    for c in cohort.categorical:
+        values = cohort.frame[c].dropna()
+        distinct = values.nunique()
+        if distinct >= ROW_UNIQUE_MIN and distinct >= 0.9 * len(values):
+            report.warnings.append(f"feature {c!r} has {distinct} different values in {len(values)} rows (an id, a "
+                                   f"date or free text?): as a category it tells the model nothing; add it to "
+                                   f"cohort.exclude (or give a date as a number, e.g. days since a reference)")
+
+
+ROW_UNIQUE_MIN = 10  # a text feature with this many values, nearly one per row, is named by validate
+
+
 def _label_leaks(report: ValidationReport, cohort) -> None:
     """Warn about a feature that gives the label away on its own (a diagnosis code, a copy of the label):
     numeric (binary labels) with AUROC >= LEAK_AUROC either way; categorical with every category of >= 2
@@ -259,6 +283,7 @@ def validate_cohort(cfg: RunConfig,
     report.warnings += [f"feature {c!r} is empty in every row: it tells the model nothing (add it to "
                         f"cohort.exclude)" for c, _, rate in report.features if rate == 1.0]
     _labels(report, cohort)
+    _column_notes(report, cohort, cfg)
     _label_leaks(report, cohort)
     try:
         names = _splits(report, cohort, cfg)

@@ -130,6 +130,18 @@ def test_overrides_are_taken_after_options_too(tmp_path, cohort, capsys):
     assert e.value.code == 2 and "unrecognized arguments: --bogus stray" in capsys.readouterr().err
 
 
+def test_overrides_after_a_list_option_are_overrides_not_its_values():
+    """`explain RUN --ids a b explain.max_samples=1`: --ids takes a and b; the override stays one."""
+    from clinfusion.cli.main import build_parser, parse
+
+    args = parse(build_parser(), ["explain", "run", "--out", "x", "--ids", "a", "b,c", "explain.max_samples=1",
+                                  "--methods", "occlusion", "explain.ig_steps=4"])
+    assert args.ids == ["a", "b,c"] and args.methods == ["occlusion"]
+    assert args.overrides == ["explain.max_samples=1", "explain.ig_steps=4"]
+    args = parse(build_parser(), ["explain", "run", "--out", "x", "--ids", "explain.ig_steps=4"])
+    assert args.ids is None and args.overrides == ["explain.ig_steps=4"]
+
+
 def test_config_errors_name_every_bad_key(tmp_path, cohort, capsys):
     cfg = write_config(tmp_path, cohort, "pretrain:\n  epochs: -1\n  lr: fast\n")
     assert main(["validate", str(cfg)]) == 2

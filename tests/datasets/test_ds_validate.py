@@ -117,3 +117,28 @@ def test_a_feature_that_gives_the_label_away_is_warned(tiny_table, tiny_cfg):
     flagged = sorted(w.split("'")[1] for w in report.warnings if "alone" in w)
     assert flagged == ["dx_code", "dx_score"], report.warnings
     assert report.fatal == [] and "add it to cohort.exclude" in report.render()
+
+
+def test_an_exclude_typo_and_a_value_per_row_column_are_warned(tiny_table, tiny_cfg, tmp_path):
+    """`exclude: [leek]` for `leak` leaves `leak` a feature; a free-text or date column is a category
+    per row. Both are warned (not fatal); an ordinary categorical column is not."""
+    import numpy as np
+
+    n = 40
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "sid": [f"s{i:02d}" for i in range(n)], "patient": [f"p{i // 2}" for i in range(n)],
+        "image": [f"img/{i % 12}.png" for i in range(n)], "label": [0, 1] * (n // 2),
+        "leak": rng.normal(size=n), "notes": [f"seen on day {i}, stable" for i in range(n)],
+        "visit_date": pd.date_range("2024-01-01", periods=n).strftime("%Y-%m-%d"), "sex": rng.choice(["F", "M"], n),
+    })
+    p = tmp_path / "cols.csv"
+    frame.to_csv(p, index=False)
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(p), exclude=["leek"], categorical=["sex"]))
+    assert report.fatal == []
+    assert any(w.startswith("cohort.exclude names 'leek', not a column of the table (did you mean 'leak'?)")
+               for w in report.warnings), report.warnings
+    per_row = sorted(w.split("'")[1] for w in report.warnings if "different values in" in w)
+    assert per_row == ["notes", "visit_date"], report.warnings
+    report = validate_cohort(_run_cfg(tiny_cfg, table=str(p), exclude=["notes", "visit_date"], categorical=["sex"]))
+    assert report.warnings == [], report.warnings
