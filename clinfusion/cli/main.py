@@ -78,7 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is kept; continue with --resume", file=sys.stderr)
+        print("interrupted: continue with --resume (from the last saved checkpoint; a run stopped before its first "
+              "starts again)", file=sys.stderr)
         return 130
     finally:
         shutdown_distributed()  # torchrun ranks: join gloo's threads before exit

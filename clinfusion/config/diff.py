@@ -31,7 +31,7 @@ def pretrained_differences(cfg: Any, pretrained_cfg: Any) -> List[str]:
         theirs = _flat(getattr(pretrained_cfg, section).model_dump(mode="json"), f"{section}.")
         for key in sorted(set(ours) | set(theirs)):
             a, b = ours.get(key), theirs.get(key)
-            if a == b:
+            if a == b or key == "image.spatial_dims":  # another dimensionality is an error (finetune says so)
                 continue
             if key in THIS_RUN_KEYS:
                 lines.append(f"{key}: this config {a!r}, pretrained run {b!r} -> {a!r} wins (a loading setting of this run)")

@@ -139,8 +139,10 @@ def _format_error(err: Dict[str, Any]) -> str:
     return f"config key '{key}' got {shown}: {err['msg']}"
 
 
-def validate_config(data: Dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate against the schema (types, ranges) and the registries (component names)."""
+def validate_config(data: Dict[str, Any], source: str = "config",
+                    overridden: Optional[Dict[str, Any]] = None) -> RunConfig:
+    """Validate against the schema (types, ranges) and the registries (component names); an error in a
+    key set by a command-line override (``overridden``: their nested mapping) is said to come from it."""
     from clinfusion.config.names import check_registered_names
 
     try:
@@ -148,6 +150,8 @@ def validate_config(data: Dict[str, Any], source: str = "config") -> RunConfig:
     except ValidationError as exc:
         errors = exc.errors()
         first = _format_error(errors[0])
+        if overridden and _set_by(overridden, [p for p in errors[0]["loc"] if isinstance(p, str)]):
+            source = "command-line override"
         others = [".".join(str(x) for x in e.get("loc", ())) or "(top level)" for e in errors[1:]]
         more = f" (also: {', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" if others else ""
         raise ConfigError(f"{source}: {first}{more}") from None
@@ -216,7 +220,20 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: Iterable[st
         over_data = apply_overrides({}, over_list)
         _resolve_paths(over_data, Path.cwd())
         data = _deep_merge(data, over_data)
+        return validate_config(data, source, over_data)
     return validate_config(data, source)
+
+
+def _set_by(nested: Dict[str, Any], loc: List[str]) -> bool:
+    """Whether the key path ``loc`` (or a prefix of it holding a non-mapping value) is set in ``nested``."""
+    node: Any = nested
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+        if not isinstance(node, dict):
+            return True
+    return True
 
 
 def _deep_merge(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:

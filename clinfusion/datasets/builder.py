@@ -103,7 +103,8 @@ def apply_bad_image_policy(cohort: Any, image_cfg: ImageConfig, policy: str, sho
     out.skipped = list(cohort.skipped) + [{k: b[k] for k in SKIPPED_COLUMNS} for b in bad]
     if show:
         print(f"cohort.on_bad_image=skip: skipped {len(bad)} row(s) with a missing or unreadable image "
-              f"(first {bad[0]['path']}); listed in {SKIPPED_FILE}", flush=True)
+              f"(first {bad[0]['path']}); listed in the run's {SKIPPED_FILE} (embed / predict: "
+              f"<output name>_{SKIPPED_FILE} beside the output)", flush=True)
     return out
 
 

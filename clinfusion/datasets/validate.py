@@ -80,7 +80,7 @@ class ValidationReport:
             total = sum(self.label_counts.values())
             counts = ", ".join(f"{k}: {v}" for k, v in self.label_counts.items())
             lines.append(f"label ({self.label_task}): {counts}; unlabelled rows: {self.unlabelled}"
-                         + (f" (of {total} labelled)" if self.label_task != "multilabel" else
+                         + (f" ({total} rows labelled)" if self.label_task != "multilabel" else
                             f"; partly labelled rows: {self.partly_labelled} (each label is trained and scored "
                             f"on the rows where it is given)" if self.partly_labelled else ""))
             if self.label_task == "binary":

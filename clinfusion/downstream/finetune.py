@@ -276,7 +276,8 @@ def auroc_se(auroc: float, n_pos: int, n_neg: int) -> float:
 def choice_caution(comparison: pd.DataFrame) -> List[str]:
     """One line when the chosen head's validation lead over the next head is smaller than the standard error
     of the difference (an upper bound: both AUROCs' Hanley-McNeil errors added as if independent), i.e. when
-    the validation patients cannot tell the two apart; binary labels only (``n_val_pos`` / ``n_val_neg``)."""
+    the validation patients cannot tell the two apart, or is none (a tie, broken by the order of
+    ``finetune.heads``); binary labels only (``n_val_pos`` / ``n_val_neg``)."""
     if not {"n_val_pos", "n_val_neg", "kind"} <= set(comparison) or not comparison["selected"].any():
         return []
     chosen = comparison[comparison["selected"]].iloc[0]
@@ -287,6 +288,11 @@ def choice_caution(comparison: pd.DataFrame) -> List[str]:
         return []
     second = rivals.loc[rivals["val_auroc"].idxmax()]
     gap = float(chosen["val_auroc"] - second["val_auroc"])
+    if gap <= 0:  # a tie (e.g. both 1.000 on a few validation rows): the order of finetune.heads decided
+        return [f"the choice is a tie: {chosen['model']} and {second['model']} have the same validation AUROC "
+                f"({float(chosen['val_auroc']):.3f}; {n_pos} positive / {n_neg} negative validation rows) and "
+                f"{chosen['model']} comes first in finetune.heads; compare their test intervals, or choose on every "
+                f"patient with finetune.cv_folds=5"]
     se = float(np.hypot(auroc_se(chosen["val_auroc"], n_pos, n_neg), auroc_se(second["val_auroc"], n_pos, n_neg)))
     if gap >= se:
         return []
@@ -349,6 +355,20 @@ def unreadable_heads_note(cfg: RunConfig, cohort: Any) -> List[str]:
         return [f"finetune would stop: {exc}"]
 
 
+def unused_columns_note(base: Base, cohort: Any) -> List[str]:
+    """With ``--pretrained``, the line naming this table's feature columns the pretrained run's table
+    encoder does not read (its preprocessing is kept, so every model here ignores them); none otherwise."""
+    if base.preprocessor is None:
+        return []
+    known = set(base.preprocessor.schema.clinical_columns)
+    unused = [c for c in list(cohort.numeric) + list(cohort.categorical) if c not in known]
+    if not unused:
+        return []
+    return [f"finetune: column(s) {', '.join(map(repr, unused[:5]))}{' ...' if len(unused) > 5 else ''} of "
+            f"{cohort.table!r} are not features of the pretrained run (its preprocessing is kept): no model here "
+            f"reads them; pretrain on this table to use them, or list them in cohort.exclude"]
+
+
 def check_finetune_resume(cfg: RunConfig, run_dir: Path) -> None:
     """ConfigError (run untouched) when ``finetune --resume`` in ``run_dir`` would train other models
     or settings than the interrupted run (its ``config.yaml``): a resumed run finishes what was started."""
@@ -396,7 +416,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     main = dist.is_main
     cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
-    for line in drop_unreadable(base.cfg, cohort):
+    for line in drop_unreadable(base.cfg, cohort) + unused_columns_note(base, cohort):
         if show and main:
             print(line, flush=True)
     info = LabelInfo.from_spec(cohort.labels)

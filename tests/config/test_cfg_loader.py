@@ -75,6 +75,17 @@ def test_bad_override_syntax():
         load_config(None, ["pretrain.epoch=1"])
 
 
+def test_an_error_in_an_override_names_the_command_line_not_the_file(tmp_path):
+    """A run's stored config.yaml is fine; the typo came with the command: the line says so."""
+    p = write(tmp_path, "pretrain:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"^command-line override: unknown config key 'explain.n_samples'; did you "
+                                          r"mean 'explain.max_samples'\?"):
+        load_config(p, ["explain.n_samples=3"])
+    bad = write(tmp_path, "pretrain:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: unknown config key 'pretrain.epoch'"):
+        load_config(bad, ["pretrain.lr=0.1"])  # the file's own typo is the file's
+
+
 def test_relative_table_resolves_against_config_folder(tmp_path):
     (tmp_path / "sub").mkdir()
     p = tmp_path / "sub" / "c.yaml"

@@ -277,6 +277,9 @@ def test_a_head_choice_within_the_validation_noise_is_flagged():
     assert noisy.startswith("the choice is not clear: linear leads lightgbm on validation by 0.030 AUROC")
     assert "12 positive / 12 negative validation rows" in noisy
     assert "not clear" not in table(0.90, 0.60, 200)
+    tie = table(1.0, 1.0, 5).splitlines()[-1]  # a tie has no standard error to beat: the heads' order decided
+    assert tie.startswith("the choice is a tie: linear and lightgbm have the same validation AUROC (1.000")
+    assert "comes first in finetune.heads" in tie
 
 
 def test_comparison_counts_the_validation_rows_behind_val_auroc(finetuned):

@@ -9,7 +9,7 @@ import torch
 from clinfusion.errors import ConfigError
 
 
-def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
+def test_finetune_from_pretrained_run(dn_cfg, synth, tmp_path, capsys):
     from clinfusion.downstream.finetune import run_finetune
     from clinfusion.downstream.inference import load_finetuned
     from clinfusion.models.io import load_pretrained
@@ -40,6 +40,16 @@ def test_finetune_from_pretrained_run(dn_cfg, tmp_path):
     assert meta["primary"] == chosen and load_finetuned(run_dir).head == chosen
     assert list(comp["model"]) == [chosen] + [m for m in ["linear", "lightgbm", "tabular_lgbm"] if m != chosen]
     assert list(comp["selected"]) == [True, False, False]
+    # a column the pretrained run never saw is read by no model here, and finetune says so
+    frame = pd.read_csv(synth.table)
+    frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]
+    frame["new_marker"] = range(len(frame))
+    frame.to_csv(tmp_path / "more.csv", index=False)
+    capsys.readouterr()
+    run_finetune(dn_cfg(f"cohort.table={tmp_path / 'more.csv'}", "finetune.heads=[linear]", "finetune.baselines=[]",
+                        "evaluation.bootstrap=0"), str(pre_dir), tmp_path / "ft_more", show=True)
+    assert "finetune: column(s) 'new_marker' of" in capsys.readouterr().out
+    assert "new_marker" not in (tmp_path / "ft_more" / "preprocessing.json").read_text()
     # a 3D config on this 2D pretrained run: one line before any image is read, and no run folder
     with pytest.raises(ConfigError, match=r"image.spatial_dims: this config has 3, but the pretrained run .* was "
                                           r"trained on 2D images .* pretrain on this cohort's 3D images first"):
