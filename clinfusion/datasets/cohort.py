@@ -98,7 +98,8 @@ def _text_keys(frame: pd.DataFrame, column: Optional[str], what: str, table: str
     col = frame[column]
     empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
     if empty.any():
-        raise DataError(f"{table}: {what} column {column!r} is empty in row {int(np.argmax(empty))}: "
+        more = f" (and {int(empty.sum()) - 1} more row(s))" if empty.sum() > 1 else ""
+        raise DataError(f"{table}: {what} column {column!r} is empty in row {int(np.argmax(empty))}{more}: "
                         f"fill it in or drop the row")
     return [str(v) for v in value_strings(col)]
 

@@ -171,7 +171,9 @@ class ImageReader:
     def __call__(self, path: str | os.PathLike) -> torch.Tensor:
         p = Path(path)
         if not p.exists():
-            raise DataError(f"image {str(p)!r} not found: fix the path in the image column (relative to the table folder)")
+            slash = " (write it with forward slashes: / not \\)" if "\\" in str(p) else ""
+            raise DataError(f"image {str(p)!r} not found: fix the path in the image column (relative to the table "
+                            f"folder){slash}")
         reader = self._bitmap_reader if p.name.lower().endswith(BITMAP_SUFFIXES) else None
         try:
             img = self._load(str(p), reader=reader)

@@ -78,10 +78,11 @@ def test_finetune_outputs(pipeline):
     assert (ft / "report.html").is_file()
 
 
-def test_evaluate_and_predict(pipeline):
+def test_evaluate_and_predict(pipeline, capsys):
     ft, root = pipeline["ft"], pipeline["root"]
     assert main(["evaluate", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "ev")]) == 0
     m = json.loads((root / "ev" / "metrics.json").read_text())
+    assert f"AUROC {m['auroc']:.3f} [{m['auroc_ci_low']:.3f}, {m['auroc_ci_high']:.3f}]" in capsys.readouterr().out
     assert main(["predict", str(ft), "--cohort", str(pipeline["syn"].table), "--out", str(root / "p.csv")]) == 0
     table, pred = pd.read_csv(pipeline["syn"].table), pd.read_csv(root / "p.csv")
     assert len(pred) == len(table)

@@ -195,7 +195,11 @@ def test_text_in_an_auto_omics_column_is_an_error_and_a_text_column_is_left_out(
 def test_empty_patient_cell_names_row(tmp_path, frame12):
     frame12.loc[6, "patient"] = None
     p = _write(tmp_path, frame12)
-    with pytest.raises(DataError, match=r"c\.csv: patient column 'patient' is empty in row 6"):
+    with pytest.raises(DataError, match=r"c\.csv: patient column 'patient' is empty in row 6: "):
+        load_cohort(CohortConfig(table=str(p), patient_column="patient"))
+    frame12.loc[[7, 9], "patient"] = " "
+    p = _write(tmp_path, frame12)
+    with pytest.raises(DataError, match=r"is empty in row 6 \(and 2 more row\(s\)\): fill it in"):
         load_cohort(CohortConfig(table=str(p), patient_column="patient"))
 
 

@@ -122,6 +122,8 @@ def test_wrong_dims_missing_and_undecodable(tmp_path, gray_png):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(tmp_path / "v.nii"))
     assert "(4, 4, 4)" in check_image(str(tmp_path / "v.nii"), _cfg(spatial_dims=2))
     assert "not found" in check_image(str(tmp_path / "nope.png"), _cfg())
+    assert "forward slashes" not in check_image(str(tmp_path / "nope.png"), _cfg())
+    assert "forward slashes" in check_image(str(tmp_path) + "/imgs\\s000.png", _cfg())  # a Windows-written path
     (tmp_path / "bad.png").write_bytes(b"not an image")
     reason = check_image(str(tmp_path / "bad.png"), _cfg())
     assert "bad.png" in reason and "cannot be decoded" in reason and "\n" not in reason
