@@ -71,8 +71,10 @@ def label_columns(cfg: CohortConfig) -> List[str]:
 
 
 def key_columns(cfg: CohortConfig) -> List[Optional[str]]:
-    """The columns that name rows and groups (id, patient, split, site): read as text, never as numbers."""
-    return [cfg.id_column, cfg.patient_column, cfg.split_column, cfg.site_column]
+    """The columns that name rows and groups (id, patient, split, site, the omics join key): read as text,
+    never as numbers."""
+    return [cfg.id_column, cfg.patient_column, cfg.split_column, cfg.site_column,
+            cfg.omics.join_on if cfg.omics is not None else None]
 
 
 def _check_columns(frame: pd.DataFrame, cfg: CohortConfig, table: str) -> None:
