@@ -111,7 +111,13 @@ def run_tables(run: str, cohort: Optional[str]) -> List[Optional[str]]:
         cfg = load_run_config(run, [])
     except Exception:  # a broken run is reported by the command itself, with its own line
         return [cohort]
-    return [cohort or cfg.cohort.table, cfg.cohort.omics.table if cfg.cohort.omics is not None else None]
+    return input_tables(cfg.cohort, cohort)
+
+
+def input_tables(cohort_cfg, table: Optional[str] = None) -> List[Optional[str]]:
+    """``[cohort table, omics table or None]`` a command reads with ``cohort_cfg`` (``table`` replacing
+    the cohort table when given): the paths ``--out`` must never be."""
+    return [table or cohort_cfg.table, cohort_cfg.omics.table if cohort_cfg.omics is not None else None]
 
 
 def optional_list(values: Optional[List[str]]) -> Optional[List[str]]:

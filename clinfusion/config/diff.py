@@ -8,7 +8,8 @@ only the loading settings ``image.cache`` / ``image.cache_dir`` come from this r
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 PRETRAINED_SECTIONS = ("model", "image")
 THIS_RUN_KEYS = ("image.cache", "image.cache_dir")  # where images are cached is this run's choice
@@ -61,3 +62,26 @@ def resume_differences(cfg: Any, stored: Any, sections=RESUME_SECTIONS, free=RES
     theirs = _flat(stored.model_dump(mode="json", include=set(sections)))
     return [f"{k}: run {theirs.get(k)!r}, this config {ours.get(k)!r}" for k in sorted(set(ours) | set(theirs))
             if k not in free and ours.get(k) != theirs.get(k)]
+
+
+def check_resume_config(cfg: Any, run_dir: Path, sections=RESUME_SECTIONS, free=RESUME_FREE,
+                        may_change: str = "only pretrain.epochs and loading settings may change") -> Optional[Any]:
+    """The interrupted run's stored config (None when ``run_dir`` has no ``config.yaml``), after
+    checking that ``--resume`` with ``cfg`` keeps every setting of ``sections`` but ``free``.
+
+    Raises:
+        ConfigError: one line naming the first differing key (and how many more), the run untouched.
+    """
+    from clinfusion.config.loader import load_config
+    from clinfusion.errors import ConfigError
+
+    stored_path = Path(run_dir) / "config.yaml"
+    if not stored_path.is_file():
+        return None
+    stored = load_config(stored_path)
+    diffs = resume_differences(cfg, stored, sections, free)
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise ConfigError(f"--resume {str(run_dir)!r}: {diffs[0]}{more}: resume with the run's settings "
+                          f"({may_change}), or start a new run with another --out")
+    return stored

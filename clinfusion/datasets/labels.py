@@ -89,7 +89,8 @@ def single_label(frame: pd.DataFrame, column: str, table: str, require: bool,
         if require:
             seen = f"only {classes[0]!r}" if classes else "no values"
             raise DataError(f"{table}: label column {column!r} has one class only ({seen}): "
-                            f"a classifier needs at least two classes; check the column or the rows kept")
+                            f"fine-tuning needs two classes to learn and evaluation both to measure AUROC; "
+                            f"check the column or the rows kept")
         return None, np.full((n, 0), np.nan), np.full(n, -1, np.int64)
     if positive is not None:
         if positive not in classes and positive in YAML_BOOLS:  # `positive_label: yes` reads as True in YAML

@@ -193,18 +193,20 @@ def _column_notes(report: ValidationReport, cohort, cfg: RunConfig) -> None:
 ROW_UNIQUE_MIN = 10  # a text feature with this many values, nearly one per row, is named by validate
 
 
-def _label_leaks(report: ValidationReport, cohort) -> None:
-    """Warn about a feature that gives the label away on its own (a diagnosis code, a copy of the label):
-    numeric (binary labels) with AUROC >= LEAK_AUROC either way; categorical with every category of >= 2
-    rows holding one class only, over >= 90% of the labelled rows."""
+def label_leaks(cohort) -> List[str]:
+    """One warning line per feature that gives the label away on its own (a diagnosis code, a copy of
+    the label): numeric (binary labels) with AUROC >= LEAK_AUROC either way; categorical with every
+    category of >= 2 rows holding one class only, over >= 90% of the labelled rows. ``clinfusion validate``
+    and ``clinfusion finetune`` both say them; ``[]`` without a single-label column or under 20 labelled rows."""
     if cohort.labels is None or cohort.labels.task == "multilabel":
-        return
+        return []
     from sklearn.metrics import roc_auc_score
 
     idx = np.asarray(cohort.label_index)
     rows = idx >= 0
     if rows.sum() < 20:
-        return
+        return []
+    lines: List[str] = []
     frame, y = cohort.frame.loc[rows], idx[rows]
     if cohort.labels.task == "binary":
         for c in cohort.numeric:
@@ -213,15 +215,16 @@ def _label_leaks(report: ValidationReport, cohort) -> None:
             if ok.sum() >= 20 and len(set(y[ok])) == 2:
                 auc = roc_auc_score(y[ok], v[ok])
                 if max(auc, 1 - auc) >= LEAK_AUROC:
-                    report.warnings.append(f"feature {c!r} alone separates the label (AUROC {max(auc, 1 - auc):.3f}): "
-                                           f"if it is derived from the outcome, add it to cohort.exclude")
+                    lines.append(f"feature {c!r} alone separates the label (AUROC {max(auc, 1 - auc):.3f}): "
+                                 f"if it is derived from the outcome, add it to cohort.exclude")
     for c in cohort.categorical:
         groups = frame.assign(_y=y).dropna(subset=[c]).groupby(c, observed=True)["_y"]
         sizes, pure = groups.size(), groups.nunique() == 1
         covered = sizes[(sizes >= 2) & pure].sum()
         if len(sizes) > 1 and covered >= 0.9 * len(frame) and (sizes >= 2).sum() > 1:
-            report.warnings.append(f"feature {c!r} alone gives the label (each of its values holds one class): if "
-                                   f"it is derived from the outcome, add it to cohort.exclude")
+            lines.append(f"feature {c!r} alone gives the label (each of its values holds one class): if "
+                         f"it is derived from the outcome, add it to cohort.exclude")
+    return lines
 
 
 LEAK_AUROC = 0.99  # a single clinical variable this good is more often a leak than a finding
@@ -284,7 +287,7 @@ def validate_cohort(cfg: RunConfig,
                         f"cohort.exclude)" for c, _, rate in report.features if rate == 1.0]
     _labels(report, cohort)
     _column_notes(report, cohort, cfg)
-    _label_leaks(report, cohort)
+    report.warnings += label_leaks(cohort)
     try:
         names = _splits(report, cohort, cfg)
         if settings is not None and not report.fatal:

@@ -372,18 +372,10 @@ def unused_columns_note(base: Base, cohort: Any) -> List[str]:
 def check_finetune_resume(cfg: RunConfig, run_dir: Path) -> None:
     """ConfigError (run untouched) when ``finetune --resume`` in ``run_dir`` would train other models
     or settings than the interrupted run (its ``config.yaml``): a resumed run finishes what was started."""
-    from clinfusion.config import load_config
-    from clinfusion.config.diff import FINETUNE_RESUME_FREE, FINETUNE_RESUME_SECTIONS, resume_differences
+    from clinfusion.config.diff import FINETUNE_RESUME_FREE, FINETUNE_RESUME_SECTIONS, check_resume_config
 
-    stored_path = run_dir / "config.yaml"
-    if not stored_path.is_file():
-        return
-    diffs = resume_differences(cfg, load_config(stored_path), FINETUNE_RESUME_SECTIONS, FINETUNE_RESUME_FREE)
-    if diffs:
-        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
-        raise ConfigError(f"--resume {str(run_dir)!r}: {diffs[0]}{more}: resume with the run's settings (pass the "
-                          f"overrides the run was started with; only loading settings may change), or start a new "
-                          f"run with another --out")
+    check_resume_config(cfg, run_dir, FINETUNE_RESUME_SECTIONS, FINETUNE_RESUME_FREE,
+                        "pass the overrides the run was started with; only loading settings may change")
 
 
 def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path, overwrite: bool = False,
@@ -403,6 +395,7 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     """
     from clinfusion.config import save_config
     from clinfusion.datasets.builder import load_run_cohort, write_skipped
+    from clinfusion.datasets.validate import label_leaks
     from clinfusion.training.distributed import barrier, setup_distributed
     from clinfusion.training.rundir import discard_if_unresumable, prepare_run_dir
 
@@ -416,7 +409,8 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     main = dist.is_main
     cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
-    for line in drop_unreadable(base.cfg, cohort) + unused_columns_note(base, cohort):
+    leaks = [f"warning: {w} (models are trained with it)" for w in label_leaks(cohort)]
+    for line in drop_unreadable(base.cfg, cohort) + unused_columns_note(base, cohort) + leaks:
         if show and main:
             print(line, flush=True)
     info = LabelInfo.from_spec(cohort.labels)

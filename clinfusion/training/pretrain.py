@@ -178,18 +178,11 @@ def check_resume(cfg: RunConfig, run_dir: Path) -> RunConfig:
     """``cfg`` for ``--resume`` in ``run_dir``: a ConfigError (run untouched) when it changes a setting the
     run's checkpoint depends on (:func:`clinfusion.config.diff.resume_differences`); fewer epochs than
     the run's keep the run's count (the stored config keeps saying what was trained)."""
-    from clinfusion.config import load_config
-    from clinfusion.config.diff import resume_differences
+    from clinfusion.config.diff import check_resume_config
 
-    stored_path = run_dir / "config.yaml"
-    if not stored_path.is_file():
+    stored = check_resume_config(cfg, run_dir)
+    if stored is None:
         return cfg
-    stored = load_config(stored_path)
-    diffs = resume_differences(cfg, stored)
-    if diffs:
-        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
-        raise ConfigError(f"--resume {str(run_dir)!r}: {diffs[0]}{more}: resume with the run's settings (only "
-                          f"pretrain.epochs and loading settings may change), or start a new run with another --out")
     if cfg.pretrain.epochs < stored.pretrain.epochs:
         cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"epochs": stored.pretrain.epochs})})
     return cfg

@@ -173,3 +173,11 @@ def test_no_codec_chatter_and_warnings_in_one_line(capfd):
         warnings.showwarning = one_line_warning
         warnings.warn("multi-label metrics skip label(s) with one class", UserWarning)
     assert capfd.readouterr().err == "warning: multi-label metrics skip label(s) with one class\n"
+
+
+def test_evaluate_headline_gives_the_row_count_as_a_whole_number():
+    """metrics.json read back gives ``n`` as 184.0; the headline says ``n 184``."""
+    from clinfusion.cli.commands.evaluate import headline
+
+    line = headline({"auroc": 0.8123, "auroc_ci_low": 0.74, "auroc_ci_high": 0.88, "n": 184.0})
+    assert line == "AUROC 0.812 [0.740, 0.880]; n 184"

@@ -106,7 +106,8 @@ def test_empty_cohort_and_one_class_label(tmp_path, frame12):
     with pytest.raises(DataError, match=r"label column 'label' has one class only \(no values\)"):
         load_cohort(CohortConfig(table=str(p), label_column="label"), require_labels=True)
     one = _write(tmp_path, frame12.assign(label=1), "one.csv")
-    with pytest.raises(DataError, match=r"one\.csv: label column 'label' has one class only \(only '1'\)"):
+    with pytest.raises(DataError, match=r"one\.csv: label column 'label' has one class only \(only '1'\): "
+                                        r"fine-tuning needs two classes to learn and evaluation both to measure AUROC"):
         load_cohort(CohortConfig(table=str(one), label_column="label"), require_labels=True)
     assert load_cohort(CohortConfig(table=str(one), label_column="label")).labels is None  # pretraining: fine
 

@@ -290,3 +290,22 @@ def test_comparison_counts_the_validation_rows_behind_val_auroc(finetuned):
     assert len(val) and (comp["n_val_pos"] + comp["n_val_neg"] <= len(val)).all()
     full = comp[comp["label_fraction"] == 1.0]
     assert (full["n_val_pos"] + full["n_val_neg"] == len(val)).all() and (full["n_val_pos"] > 0).all()
+
+
+def test_finetune_repeats_validates_label_leak_warning(dn_cfg, synth, tmp_path, capsys):
+    """A feature that is a noisy copy of the label is named where models train, not only by validate;
+    an informative feature that is no copy is not."""
+    from clinfusion.downstream.finetune import run_finetune
+
+    frame = pd.read_csv(synth.table)
+    frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]
+    rng = np.random.default_rng(0)
+    frame["dx_score"] = frame["label"] * 3 + rng.normal(0, 0.3, len(frame))
+    table = tmp_path / "leaky.csv"
+    frame.to_csv(table, index=False)
+    cfg = dn_cfg(f"cohort.table={table}", "finetune.heads=[linear]", "finetune.baselines=[]",
+                 "finetune.label_fractions=[1.0]", "evaluation.bootstrap=0")
+    run_finetune(cfg, None, tmp_path / "ft", show=True)
+    warned = [line for line in capsys.readouterr().out.splitlines() if "alone separates the label" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: feature 'dx_score' alone"), warned
+    assert "cohort.exclude" in warned[0]

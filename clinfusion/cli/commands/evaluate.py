@@ -38,5 +38,6 @@ def headline(m) -> str:
                 and lo == lo and hi == hi else ""
             parts.append(f"{key.upper() if key.startswith('au') else key.replace('_', ' ')} {value:.3f}{ci}")
     if "n" in m:
-        parts.append(f"n {m['n']}")
+        n = m["n"]
+        parts.append(f"n {int(n) if isinstance(n, float) and n.is_integer() else n}")  # JSON may give 184.0
     return "; ".join(parts) if parts else "metrics: see metrics.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from clinfusion.cli.base import COMMANDS, load_cli_config, print_config, refuse_existing_output
+from clinfusion.cli.base import COMMANDS, input_tables, load_cli_config, print_config, refuse_existing_output
 
 
 @COMMANDS.register("validate")
@@ -25,8 +25,7 @@ class Validate:
         if args.print_config:
             return print_config(cfg)
         if args.out:
-            refuse_existing_output(args.out, args.overwrite,
-                                   [cfg.cohort.table, cfg.cohort.omics.table if cfg.cohort.omics else None])
+            refuse_existing_output(args.out, args.overwrite, input_tables(cfg.cohort))
         from clinfusion import api
 
         report = api.validate(cfg)
