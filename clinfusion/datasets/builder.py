@@ -37,7 +37,7 @@ SKIPPED_COLUMNS = ("id", "path", "reason")
 
 
 def inspect_images(cohort: Any, image_cfg: ImageConfig, rows: Optional[Sequence[int]] = None) -> dict:
-    """``{path: (reason | None, channels)}`` for each distinct image path of ``rows`` (opened once each,
+    """``{path: (reason | None, channels, size)}`` for each distinct image path of ``rows`` (opened once each,
     :func:`~clinfusion.datasets.images.inspect_image`)."""
     from clinfusion.datasets.images import inspect_image
 

@@ -271,23 +271,24 @@ def _convertible(c: int, channels: int) -> bool:
     return c == channels or channels == 1 or c == 1
 
 
-def inspect_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Tuple[Optional[str], int]:
-    """``(reason, channels)``: reason None when ``path`` reads as an image the loader can turn into
+def inspect_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Tuple[Optional[str], int, Tuple[int, ...]]:
+    """``(reason, channels, size)``: reason None when ``path`` reads as an image the loader can turn into
     ``[cfg.channels, *S]`` (else one line naming the file: not found, cannot be decoded, wrong
-    dims, 4D under ``volumes_4d=reject``, channels that cannot be converted); ``channels`` as stored
-    (after the 4D reduction; 0 when unreadable). Used by ``validate`` and ``cohort.on_bad_image``.
+    dims, 4D under ``volumes_4d=reject``, channels that cannot be converted); ``channels`` and the
+    spatial ``size`` as stored (after the 4D reduction, before any spacing or resize; ``0`` and ``()``
+    when unreadable). Used by ``validate`` and ``cohort.on_bad_image``.
     """
     if path is None:
-        return "no image path given", 0
+        return "no image path given", 0, ()
     try:
         img = _reader(cfg.spatial_dims, cfg.volumes_4d)(path)
     except DataError as exc:
-        return str(exc), 0
-    c = int(img.shape[0])
+        return str(exc), 0, ()
+    c, size = int(img.shape[0]), tuple(int(n) for n in img.shape[1:])
     if not _convertible(c, cfg.channels):
         return (f"image {str(path)!r} has {c} channels, which cannot become image.channels={cfg.channels}: "
-                f"re-export it with 1, 3 or 4 channels or set image.channels"), c
-    return None, c
+                f"re-export it with 1, 3 or 4 channels or set image.channels"), c, size
+    return None, c, size
 
 
 def check_image(path: str | os.PathLike | None, cfg: ImageConfig) -> Optional[str]:

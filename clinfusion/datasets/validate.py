@@ -29,6 +29,8 @@ class ValidationReport:
     images_unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
     channel_conversions: Dict[int, int] = field(default_factory=dict)  # stored channels -> images converted
     channels: int = 1  # image.channels
+    image_sizes: Dict[Tuple[int, ...], int] = field(default_factory=dict)  # stored spatial size -> readable images
+    target_size: Tuple[int, ...] = ()  # image.size: every image is resized to it
     volumes_4d: int = 0  # NIfTI files with several volumes (what image.volumes_4d acts on)
     volumes_4d_policy: str = "mean"
     bad_image_rows: int = 0  # rows whose image is missing or unreadable (what on_bad_image acts on)
@@ -64,6 +66,10 @@ class ValidationReport:
         for c, n in self.channel_conversions.items():
             lines.append(f"  channels: {n} image(s) with {c} channel(s) become image.channels={self.channels} "
                          f"({_channels_says(c, self.channels)})")
+        if self.image_sizes and set(self.image_sizes) != {self.target_size}:
+            shown = ", ".join(f"{n} at {_size(s)}" for s, n in list(self.image_sizes.items())[:3])
+            more = f" and {len(self.image_sizes) - 3} other size(s)" if len(self.image_sizes) > 3 else ""
+            lines.append(f"  sizes: {shown}{more}; each is resized to image.size {_size(self.target_size)}")
         if self.volumes_4d:
             lines.append(f"  4D NIfTI: {self.volumes_4d} file(s) hold several volumes; image.volumes_4d="
                          f"{self.volumes_4d_policy}: {VOLUMES_4D_SAYS[self.volumes_4d_policy]} "
@@ -106,6 +112,11 @@ class ValidationReport:
 SHOWN = 10  # missing / unreadable images listed one per line in the report
 
 
+def _size(size) -> str:
+    """``(64, 48)`` -> ``64x48``."""
+    return "x".join(str(int(n)) for n in size)
+
+
 def _channels_says(c: int, channels: int) -> str:
     """What the loader does to ``c`` stored channels (``datasets.images.ToChannels``)."""
     if c == 4:
@@ -135,10 +146,25 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     infos = inspect_images(cohort, cfg.image)
     bad = screen_images(cohort, cfg.image, infos=infos)
     converted: Dict[int, int] = {}
-    for reason, c in infos.values():
+    sizes: Dict[Tuple[int, ...], int] = {}
+    for reason, c, size in infos.values():
         if reason is None and c != cfg.image.channels:
             converted[c] = converted.get(c, 0) + 1
+        if reason is None:
+            sizes[size] = sizes.get(size, 0) + 1
     report.channel_conversions = dict(sorted(converted.items()))
+    report.image_sizes = dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+    report.target_size = tuple(cfg.image.size)
+    if cfg.image.spacing is None:
+        target = np.asarray(cfg.image.size, float)
+        stretched = {s: n for s, n in report.image_sizes.items() if len(s) == len(target)
+                     and np.max(np.abs(np.log((np.asarray(s, float) / target) / (s[0] / target[0])))) > np.log(1.1)}
+        if stretched:
+            first = next(iter(stretched))
+            report.warnings.append(
+                f"{sum(stretched.values())} image(s) have another shape than image.size {_size(target)} (e.g. "
+                f"{_size(first)}): resizing stretches them by more than 10% along an axis; crop or pad them to "
+                f"the target's proportions, or set image.size to match them")
     report.channels = cfg.image.channels
     reasons = {b["path"]: b["reason"] for b in bad}
     for p in reasons:

@@ -142,3 +142,23 @@ def test_an_exclude_typo_and_a_value_per_row_column_are_warned(tiny_table, tiny_
     assert per_row == ["notes", "visit_date"], report.warnings
     report = validate_cohort(_run_cfg(tiny_cfg, table=str(p), exclude=["notes", "visit_date"], categorical=["sex"]))
     assert report.warnings == [], report.warnings
+
+
+def test_mixed_image_sizes_are_listed_and_a_stretch_is_warned(tiny_cfg, tiny_table, make_png):
+    """Images of other sizes than image.size are listed with their counts; one whose proportions differ
+    (32x16 to 16x16) is warned about, one of the same proportions (32x32) only listed."""
+    import numpy as np
+    from PIL import Image
+
+    same = validate_cohort(_run_cfg(tiny_cfg))
+    assert same.image_sizes == {(16, 16): 12} and "sizes:" not in same.render()
+    make_png(tiny_table.parent / "img" / "3.png", seed=3, size=32)
+    Image.fromarray(np.zeros((32, 16), np.uint8)).save(tiny_table.parent / "img" / "5.png")
+    report = validate_cohort(_run_cfg(tiny_cfg))
+    assert report.image_sizes == {(16, 16): 10, (32, 32): 1, (32, 16): 1}, report.image_sizes
+    text = report.render()
+    assert "  sizes: 10 at 16x16, 1 at 32x32, 1 at 32x16; each is resized to image.size 16x16" in text, text
+    stretch = [w for w in report.warnings if "stretches" in w]
+    assert len(stretch) == 1 and stretch[0].startswith("1 image(s) have another shape than image.size 16x16 "
+                                                       "(e.g. 32x16)"), report.warnings
+    assert report.fatal == []
