@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
 from clinfusion.config.schema import CohortConfig, ImageConfig
+from clinfusion.datasets.table import row_number
 from clinfusion.errors import DataError
 
 SKIPPED_FILE = "skipped_images.csv"
@@ -75,7 +76,7 @@ def bad_image_error(bad: Sequence[Mapping[str, Any]], with_image: int = 0) -> Da
     so the line says the images and the config disagree instead of offering ``on_bad_image=skip``.
     """
     first = bad[0]
-    where = f"row {first['row']} (id {first['id']!r}): {first['reason']}"
+    where = f"row {row_number(first['row'])} (id {first['id']!r}): {first['reason']}"
     if len(bad) > 1 and len(bad) >= with_image:
         return DataError(f"none of the {len(bad)} images can be used, the first: {where}: fix the image column, the "
                          f"image: settings or the files (cohort.on_bad_image=skip would drop every row)")

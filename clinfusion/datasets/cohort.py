@@ -21,7 +21,7 @@ from clinfusion.config.schema import CohortConfig
 from clinfusion.datasets.labels import LabelSpec, multi_label, single_label, value_strings
 from clinfusion.datasets.omics import join_omics, missing_column_error
 from clinfusion.datasets.omics_store import omics_present, subset_rows
-from clinfusion.datasets.table import mostly_numbers, read_table, resolve_table_path
+from clinfusion.datasets.table import mostly_numbers, read_table, resolve_table_path, row_number
 from clinfusion.errors import ConfigError, DataError
 
 __all__ = ["Cohort", "LabelSpec", "load_cohort", "label_columns"]
@@ -101,7 +101,7 @@ def _text_keys(frame: pd.DataFrame, column: Optional[str], what: str, table: str
     empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
     if empty.any():
         more = f" (and {int(empty.sum()) - 1} more row(s))" if empty.sum() > 1 else ""
-        raise DataError(f"{table}: {what} column {column!r} is empty in row {int(np.argmax(empty))}{more}: "
+        raise DataError(f"{table}: {what} column {column!r} is empty in row {row_number(np.argmax(empty))}{more}: "
                         f"fill it in or drop the row")
     return [str(v) for v in value_strings(col)]
 
@@ -113,7 +113,7 @@ def _check_unique_ids(ids: Sequence[str], column: Optional[str], table: str) -> 
         first = s[dup].iloc[0]
         rows = np.flatnonzero((s == first).to_numpy()).tolist()
         raise DataError(f"{table}: id {first!r} in column {column!r} is duplicated in rows "
-                        f"{', '.join(map(str, rows[:10]))}: ids must be unique (set cohort.id_column "
+                        f"{', '.join(str(row_number(r)) for r in rows[:10])}: ids must be unique (set cohort.id_column "
                         f"to a unique column)")
 
 
@@ -156,7 +156,7 @@ def _split_types(frame: pd.DataFrame, features: List[str], cfg: CohortConfig, ta
             mostly_numeric, text = mostly_numbers(col)
             if mostly_numeric:
                 row = int(np.argmax(text))
-                raise DataError(f"{table}: feature {c!r} holds numbers but row {row} (id {ids[row]!r}) has text "
+                raise DataError(f"{table}: feature {c!r} holds numbers but row {row_number(row)} (id {ids[row]!r}) has text "
                                 f"{col.iloc[row]!r} ({int(text.sum())} such row(s)): fix the value(s) (leave missing "
                                 f"cells empty) or list {c!r} in cohort.categorical")
             categorical.append(c)

@@ -165,7 +165,7 @@ class CohortDataset(Dataset):
             return None
         item = self._store[self._store_index[row]]
         if item["error"]:
-            raise DataError(f"row {row} (id {self.cohort.ids[row]!r}): {item['error']}")
+            raise DataError(f"id {self.cohort.ids[row]!r}: {item['error']}")  # (its row may be after skipped ones)
         return item["image"].clone()  # never hand out the cached tensor itself
 
     seeded_index = True  # accepts (i, seed) from a SeededSampler

@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from clinfusion.datasets.table import row_number
 from clinfusion.errors import DataError
 
 
@@ -123,7 +124,7 @@ def multi_label(frame: pd.DataFrame, columns: List[str], table: str,
         bad = (frame[col].notna() & ~vals.isin([0.0, 1.0])).to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{table}: multi-label column {col!r} must hold 0/1, row {row} has "
+            raise DataError(f"{table}: multi-label column {col!r} must hold 0/1, row {row_number(row)} has "
                             f"{_plain(frame[col].iloc[row])!r}: fix the value or leave the cell empty")
         if require and vals.nunique(dropna=True) < 2:
             raise DataError(f"{table}: label column {col!r} has one class only: each multi-label column "

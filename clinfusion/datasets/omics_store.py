@@ -34,7 +34,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from clinfusion.datasets.table import mostly_numbers
+from clinfusion.datasets.table import mostly_numbers, row_number
 from clinfusion.errors import DataError
 
 STORE_VERSION = 2  # 2: CSV keys read as text (leading zeros kept)
@@ -158,7 +158,7 @@ def _text_in(values: pd.Series, col: str, name: str) -> DataError:
     """The one-line error for text in omics column ``col`` (read as ``values``), naming its first row."""
     text = _text_cells(values)
     row = int(np.argmax(text)) if text.any() else 0
-    return DataError(f"{name}: omics column {col!r} has text {values.iloc[row]!r} in row {row}: "
+    return DataError(f"{name}: omics column {col!r} has text {values.iloc[row]!r} in row {row_number(row)}: "
                      f"omics values must be numbers (leave missing cells empty, or leave the column out of "
                      f"cohort.omics.columns)")
 
@@ -243,7 +243,7 @@ def _check_unique(keys: List[str], key_column: str, name: str) -> None:
         first = key[dup].iloc[0]
         rows = np.flatnonzero((key == first).to_numpy()).tolist()
         raise DataError(f"{name}: omics key {first!r} in column {key_column!r} appears in rows "
-                        f"{', '.join(map(str, rows[:10]))}: keep one omics row per sample")
+                        f"{', '.join(str(row_number(r)) for r in rows[:10])}: keep one omics row per sample")
 
 
 def read_store_meta(folder: Path) -> dict:

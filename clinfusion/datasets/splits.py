@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, train_test_split
 
 from clinfusion.config.schema import SplitConfig
+from clinfusion.datasets.table import row_number
 from clinfusion.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -172,7 +173,7 @@ def normalise_split(split_values: Sequence, column: str = "split") -> np.ndarray
     bad = ~text.isin(SPLIT_NAMES).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"split column {column!r}: unknown split value {raw[row]!r} in row {row}: "
+        raise DataError(f"split column {column!r}: unknown split value {raw[row]!r} in row {row_number(row)}: "
                         f"use train, val or test")
     return text.to_numpy(dtype=object)
 

@@ -46,6 +46,12 @@ def _read_pq(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def row_number(i: int) -> int:
+    """How messages name the table row at position ``i`` (0-based): counted from 1, the first row under
+    the header (as R and a spreadsheet's data rows count), so ``row 1`` is the first patient row."""
+    return int(i) + 1
+
+
 def resolve_table_path(path: str | os.PathLike) -> Path:
     """The file behind ``path``; ``pkg://name/file`` points into the bundled package data."""
     text = str(path)

@@ -89,5 +89,5 @@ def test_every_image_bad_says_the_config_and_images_disagree(tiny_cfg, tiny_tabl
     with pytest.raises(DataError) as e:
         load_run_cohort(tiny_cfg, ImageConfig(spatial_dims=3, size=[16, 16, 16]))
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("none of the 12 images can be used, the first: row 0 (id 's00')")
+    assert "\n" not in msg and msg.startswith("none of the 12 images can be used, the first: row 1 (id 's00')")
     assert "would drop every row" in msg and "set cohort.on_bad_image=skip to" not in msg

@@ -79,7 +79,7 @@ def test_text_in_a_numeric_feature_names_column_row_id_value(tmp_path, frame12):
     frame12.loc[7, "bmi"] = "n/a?"
     frame12.loc[9, "bmi"] = "<18"
     p = _write(tmp_path, frame12)
-    want = r"feature 'bmi' holds numbers but row 7 \(id 's07'\) has text 'n/a\?' \(2 such row\(s\)\).*cohort.categorical"
+    want = r"feature 'bmi' holds numbers but row 8 \(id 's07'\) has text 'n/a\?' \(2 such row\(s\)\).*cohort.categorical"
     for features in (["age", "bmi"], "auto"):  # listed or inferred: numbers with stray text never become categories
         cfg = CohortConfig(table=str(p), id_column="sid", features=features, label_column="label",
                            exclude=["image", "findings"])
@@ -93,7 +93,7 @@ def test_text_in_a_numeric_feature_names_column_row_id_value(tmp_path, frame12):
 def test_duplicate_ids_name_id_and_rows(tmp_path, frame12):
     frame12.loc[9, "sid"] = "s03"
     p = _write(tmp_path, frame12)
-    with pytest.raises(DataError, match=r"id 's03' in column 'sid' is duplicated in rows 3, 9"):
+    with pytest.raises(DataError, match=r"id 's03' in column 'sid' is duplicated in rows 4, 10"):
         load_cohort(CohortConfig(table=str(p), id_column="sid"))
 
 
@@ -152,7 +152,7 @@ def test_omics_key_errors(tiny_table, tmp_path):
     with pytest.raises(DataError, match=r"omics\.csv: no omics key in 'sample' matches cohort column 'sid'"):
         load_cohort(cfg)
     p, _ = _omics(tmp_path, ["s01", "s02", "s01"])
-    with pytest.raises(DataError, match=r"omics key 's01' in column 'sample' appears in rows 0, 2"):
+    with pytest.raises(DataError, match=r"omics key 's01' in column 'sample' appears in rows 1, 3"):
         load_cohort(cfg)
     cfg.omics.key_column = "sampel"
     with pytest.raises(DataError, match=r"column 'sampel' \(cohort\.omics\.key_column\) not found.*'sample'"):
@@ -164,7 +164,7 @@ def test_label_config_errors(tmp_path, frame12):
     p = _write(tmp_path, frame12)
     with pytest.raises(ConfigError, match="cohort.label_column is not set"):
         load_cohort(CohortConfig(table=str(p)), require_labels=True)
-    with pytest.raises(DataError, match=r"multi-label column 'f1' must hold 0/1, row 2 has 2"):
+    with pytest.raises(DataError, match=r"multi-label column 'f1' must hold 0/1, row 3 has 2"):
         load_cohort(CohortConfig(table=str(p), label_column=["label", "f1"]))
 
 
@@ -175,7 +175,7 @@ def test_text_in_omics_column(tiny_table, tmp_path):
     om.to_csv(p, index=False)
     cfg = CohortConfig(table=str(tiny_table), id_column="sid",
                        omics=OmicsConfig(table=str(p), key_column="sample", columns=["g1", "g2"]))
-    with pytest.raises(DataError, match=r"omics column 'g2' has text 'high' in row 1"):
+    with pytest.raises(DataError, match=r"omics column 'g2' has text 'high' in row 2"):
         load_cohort(cfg)
 
 
@@ -189,18 +189,18 @@ def test_text_in_an_auto_omics_column_is_an_error_and_a_text_column_is_left_out(
     om["g2"] = om["g2"].astype(object)
     om.loc[3, "g2"] = "NA?"
     om.to_csv(p, index=False)
-    with pytest.raises(DataError, match=r"omics column 'g2' has text 'NA\?' in row 3: omics values must be numbers"):
+    with pytest.raises(DataError, match=r"omics column 'g2' has text 'NA\?' in row 4: omics values must be numbers"):
         load_cohort(cfg)
 
 
 def test_empty_patient_cell_names_row(tmp_path, frame12):
     frame12.loc[6, "patient"] = None
     p = _write(tmp_path, frame12)
-    with pytest.raises(DataError, match=r"c\.csv: patient column 'patient' is empty in row 6: "):
+    with pytest.raises(DataError, match=r"c\.csv: patient column 'patient' is empty in row 7: "):
         load_cohort(CohortConfig(table=str(p), patient_column="patient"))
     frame12.loc[[7, 9], "patient"] = " "
     p = _write(tmp_path, frame12)
-    with pytest.raises(DataError, match=r"is empty in row 6 \(and 2 more row\(s\)\): fill it in"):
+    with pytest.raises(DataError, match=r"is empty in row 7 \(and 2 more row\(s\)\): fill it in"):
         load_cohort(CohortConfig(table=str(p), patient_column="patient"))
 
 

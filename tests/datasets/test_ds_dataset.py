@@ -128,13 +128,13 @@ def test_micle_second_view_from_same_patient(tmp_path):
     assert CohortDataset(cohort, arrays, rows=[0], image_cfg=cfg, views=True, micle=True)[0]["image_view2"].mean() == 0.0
 
 
-def test_unreadable_image_read_anyway_names_row_and_file(tmp_path):
+def test_unreadable_image_read_anyway_names_id_and_file(tmp_path):
     cohort, arrays = _cohort(tmp_path, missing_image=(5,))
     (tmp_path / "img2.npy").write_bytes(b"garbage")
     cohort.image_paths[4] = str(tmp_path / "gone.npy")
     with pytest.raises(DataError) as e:
         CohortDataset(cohort, arrays, rows=range(6), image_cfg=_img_cfg())[2]
-    assert "row 2" in str(e.value) and "'s2'" in str(e.value) and "img2.npy" in str(e.value)
+    assert str(e.value).startswith("id 's2': ") and "img2.npy" in str(e.value)  # ids survive skipped rows
     # cohort.on_bad_image (error / skip) is applied earlier, by datasets/builder.py: tests/datasets/test_ds_builder.py
 
 

@@ -60,7 +60,7 @@ def test_check_given_split_leakage_and_unknown_values():
     assert out.tolist() == ["train", "train", "val", "test"]
     with pytest.raises(DataError, match=r"split column 'fold_col': patient 'a' is in splits test, train"):
         check_given_split(["train", "test", "val", "test"], patients, "fold_col")
-    with pytest.raises(DataError, match=r"unknown split value 'dev' in row 2: use train, val or test"):
+    with pytest.raises(DataError, match=r"unknown split value 'dev' in row 3: use train, val or test"):
         check_given_split(["train", "train", "dev", "test"], patients, "fold_col")
 
 

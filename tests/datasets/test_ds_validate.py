@@ -22,7 +22,7 @@ def test_missing_and_corrupt_images_are_listed_and_fatal(tiny_cfg, tiny_table):
     assert report.rows == 12 and report.patients == 6 and report.images_found == 10
     assert report.images_missing == [missing]
     assert [p for p, _ in report.images_unreadable] == [str(corrupt.resolve())]
-    assert report.fatal[0].startswith("row 4 (id 's04'): ") and missing in report.fatal[0]
+    assert report.fatal[0].startswith("row 5 (id 's04'): ") and missing in report.fatal[0]
     assert "and 1 more image(s) are missing or unreadable" in report.fatal[0]  # the commands' own error line
     text = report.render()
     assert f"missing: {missing}" in text and f"unreadable: {corrupt.resolve()}" in text and "FAILED" in text
