@@ -409,9 +409,11 @@ def run_finetune(cfg: RunConfig, pretrained: Optional[str], out_dir: str | Path,
     dist = setup_distributed(cfg.device)  # no-op outside torchrun
     main = dist.is_main
     cohort = load_run_cohort(base.cfg.cohort, base.cfg.image, require_labels=True, show=main)  # on_bad_image here
-    leaks = [f"warning: {w} (models are trained with it)" for w in label_leaks(cohort)]
-    for line in drop_unreadable(base.cfg, cohort) + unused_columns_note(base, cohort) + leaks:
-        if show and main:
+    notes = drop_unreadable(base.cfg, cohort)  # drops heads: runs on every process, shown or not
+    if show and main:  # the notes below are only said, so only worked out where they are printed
+        notes += unused_columns_note(base, cohort)
+        notes += [f"warning: {w} (models are trained with it)" for w in label_leaks(cohort)]
+        for line in notes:
             print(line, flush=True)
     info = LabelInfo.from_spec(cohort.labels)
     y = targets_from_cohort(cohort, info)
