@@ -301,6 +301,10 @@ def test_finetune_repeats_validates_label_leak_warning(dn_cfg, synth, tmp_path, 
     frame["image"] = [str(synth.table.parent / p) for p in frame["image"]]
     rng = np.random.default_rng(0)
     frame["dx_score"] = frame["label"] * 3 + rng.normal(0, 0.3, len(frame))
+    frame["risk_score"] = frame["label"] + rng.normal(0, 1.0, len(frame))  # informative, no copy
+    from sklearn.metrics import roc_auc_score
+
+    assert 0.65 < roc_auc_score(frame["label"], frame["risk_score"]) < 0.95  # the oracle, computed here
     table = tmp_path / "leaky.csv"
     frame.to_csv(table, index=False)
     cfg = dn_cfg(f"cohort.table={table}", "finetune.heads=[linear]", "finetune.baselines=[]",
@@ -309,3 +313,4 @@ def test_finetune_repeats_validates_label_leak_warning(dn_cfg, synth, tmp_path, 
     warned = [line for line in capsys.readouterr().out.splitlines() if "alone separates the label" in line]
     assert len(warned) == 1 and warned[0].startswith("warning: feature 'dx_score' alone"), warned
     assert "cohort.exclude" in warned[0]
+    assert not [line for line in warned if "risk_score" in line]
