@@ -124,6 +124,14 @@ def _channels_says(c: int, channels: int) -> str:
     return "averaged" if channels == 1 else "repeated"
 
 
+def _stretch(size, target) -> float:
+    """How much resizing ``size`` to ``target`` (same length) stretches one axis against another:
+    the largest ratio of per-axis scale factors, >= 1 (1.0: proportions kept). ``(64, 48)`` to
+    ``(64, 64)`` -> 1.33."""
+    scale = np.asarray(target, float) / np.asarray(size, float)
+    return float(scale.max() / scale.min())
+
+
 VOLUMES_4D_SAYS = {
     "mean": "their volumes are averaged into one image",
     "first": "only their first volume is used",
@@ -148,17 +156,17 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     converted: Dict[int, int] = {}
     sizes: Dict[Tuple[int, ...], int] = {}
     for reason, c, size in infos.values():
-        if reason is None and c != cfg.image.channels:
+        if reason is not None:
+            continue
+        if c != cfg.image.channels:
             converted[c] = converted.get(c, 0) + 1
-        if reason is None:
-            sizes[size] = sizes.get(size, 0) + 1
+        sizes[size] = sizes.get(size, 0) + 1
     report.channel_conversions = dict(sorted(converted.items()))
     report.image_sizes = dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
     report.target_size = tuple(cfg.image.size)
     if cfg.image.spacing is None:
-        target = np.asarray(cfg.image.size, float)
-        stretched = {s: n for s, n in report.image_sizes.items() if len(s) == len(target)
-                     and np.max(np.abs(np.log((np.asarray(s, float) / target) / (s[0] / target[0])))) > np.log(1.1)}
+        target = tuple(cfg.image.size)
+        stretched = {s: n for s, n in report.image_sizes.items() if len(s) == len(target) and _stretch(s, target) > 1.1}
         if stretched:
             first = next(iter(stretched))
             report.warnings.append(

@@ -162,3 +162,14 @@ def test_mixed_image_sizes_are_listed_and_a_stretch_is_warned(tiny_cfg, tiny_tab
     assert len(stretch) == 1 and stretch[0].startswith("1 image(s) have another shape than image.size 16x16 "
                                                        "(e.g. 32x16)"), report.warnings
     assert report.fatal == []
+
+
+def test_stretch_compares_every_pair_of_axes():
+    """The stretch is the ratio of the largest to the smallest per-axis scale factor: 64x48 to 64x64 is
+    4/3; a 3D volume squeezed along one axis and stretched along another (each < 10% against the first
+    axis, 18% against each other) counts too; a uniform rescale is no stretch."""
+    from clinfusion.datasets.validate import _stretch
+
+    assert abs(_stretch((64, 48), (64, 64)) - 4 / 3) < 1e-9
+    assert abs(_stretch((24, 26, 22), (24, 24, 24)) - 26 / 22) < 1e-9
+    assert _stretch((32, 32, 16), (64, 64, 32)) == 1.0
