@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.label_efficiency --jobs 2
 	$(PY) -m benchmarks.federated
 	$(PY) -m benchmarks.probe_ceiling
+	$(PY) -m benchmarks.label_count --jobs 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info

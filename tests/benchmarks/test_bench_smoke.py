@@ -186,6 +186,22 @@ def test_label_efficiency(tmp_path):
     assert set(data["verdicts"]["2d"]["cohort + pool"]) == {"declared", "chosen on validation"}
 
 
+def test_label_count(tmp_path):
+    """A row per label fraction with more labelled patients at each; the planted-truth probe reads the
+    planted facts of the right rows (near-perfect at 100% even on the tiny cohort; a misaligned join
+    would score about 0.5), and the verdict names the 10% gap."""
+    from benchmarks.label_count import FRACTIONS
+
+    data = _run("label_count", tmp_path)
+    rows = _section(data, "Probe gap by labelled count, planted cohort 2D")["rows"]
+    assert [r["label fraction"] for r in rows] == list(FRACTIONS)
+    _finite(rows, "gap to 100%", "planted-truth probe AUROC", "sd over draws (mean over seeds)")
+    counts = [r["labelled training patients"] for r in rows]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    assert rows[-1]["planted-truth probe AUROC"] > 0.9 and rows[-1]["gap to 100%"] == 0
+    assert "at 10%" in data["verdicts"]["2d"]["text"]
+
+
 def test_chosen_on_validation_uses_validation_auroc_only():
     """The pick follows validation AUROC at 10% per seed and setting, never test AUROC, and keeps the
     chosen recipe's own 100% row."""
