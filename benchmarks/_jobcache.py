@@ -20,7 +20,7 @@ import hashlib
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / ".cache"
@@ -65,6 +65,34 @@ def run_cached(path: Optional[Path], fn: Callable[..., Any], *args: Any, keep: C
             pickle.dump(value, fh)
         os.replace(tmp, path)
     return value
+
+
+def run_draws(args: Any, benchmark: str, fn: Callable[..., Any], b: Any, todo: Sequence[Tuple[int, int]],
+              key: Tuple[Any, ...] = ()) -> Tuple[List[Any], "JobCache"]:
+    """``fn(b, dims, seed, work, device[, threads])`` for each cohort draw ``(dims, seed)`` of ``todo`` on the
+    device of ``args.device``, each kept under the job key ``(*key, dims, seed, device, threads)``
+    (:func:`run_cached`); with ``args.jobs > 1`` in that many spawned processes, the slow 3D draws first so
+    that no worker is left alone with one at the end. Returns the results in ``todo``'s order and the cache."""
+    import tempfile
+
+    import torch
+
+    from benchmarks._device import pick_device
+
+    device = pick_device(args.device).type
+    threads = torch.get_num_threads() if device == "cpu" else None
+    cache = JobCache(args, benchmark)
+    paths = [cache.path((*key, d, s, device, threads), f"{d}D seed {s}") for d, s in todo]
+    with tempfile.TemporaryDirectory(prefix=f"cf_{benchmark}_") as tmp:
+        if args.jobs <= 1:
+            return [run_cached(q, fn, b, d, s, Path(tmp), device) for (d, s), q in zip(todo, paths)], cache
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {i: pool.submit(run_cached, paths[i], fn, b, *todo[i], Path(tmp), device, threads)
+                       for i in sorted(range(len(todo)), key=lambda i: -todo[i][0])}
+            return [futures[i].result() for i in range(len(todo))], cache
 
 
 def cache_dir(args: Any) -> Optional[Path]:

@@ -26,11 +26,10 @@ Finished cohort draws are kept (benchmarks._jobcache): the same command after a 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,28 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _cli.setup(args)
     b = BUDGETS[args.budget]
     lb = le.BUDGETS[b["le"]]
-    import torch
-
-    from benchmarks._device import pick_device
-
-    device = pick_device(args.device).type
-    threads = torch.get_num_threads() if device == "cpu" else None
     todo = [(d, s) for d in args.dims or lb["dims"] for s in lb["seeds"][d]]
-    cache = _jobcache.JobCache(args, NAME)
-    paths = [cache.path((b, lb, d, s, device, threads), f"{d}D seed {s}") for d, s in todo]
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cf_label_count_") as tmp:
-        if args.jobs > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {i: pool.submit(_jobcache.run_cached, paths[i], cell, b, *todo[i], Path(tmp), device,
-                                          threads)
-                           for i in sorted(range(len(todo)), key=lambda i: -todo[i][0])}
-                frames: List[pd.DataFrame] = [futures[i].result() for i in range(len(todo))]
-        else:
-            frames = [_jobcache.run_cached(q, cell, b, d, s, Path(tmp), device) for (d, s), q in zip(todo, paths)]
+    frames, cache = _jobcache.run_draws(args, NAME, cell, b, todo, key=(b, lb))
     sections, verdicts = [], {}
     for dims in dict.fromkeys(d for d, _ in todo):
         df = pd.concat([f for (d, _), f in zip(todo, frames) if d == dims], ignore_index=True)

@@ -42,7 +42,6 @@ Finished cohort draws are kept (benchmarks._jobcache): the same command after a 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
@@ -166,29 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     _cli.setup(args)
     b = BUDGETS[args.budget]
-    import torch
-
-    from benchmarks._device import pick_device
-
-    device = pick_device(args.device).type
-    threads = torch.get_num_threads() if device == "cpu" else None
     todo = [(d, s) for d in args.dims or b["dims"] for s in b["seeds"][d]]
-    cache = _jobcache.JobCache(args, NAME)
-    paths = [cache.path((b, d, s, device, threads), f"{d}D seed {s}") for d, s in todo]
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cf_label_eff_") as tmp:
-        if args.jobs > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                # the slow 3D draws first, so that no worker is left alone with one at the end
-                futures = {i: pool.submit(_jobcache.run_cached, paths[i], cell, b, *todo[i], Path(tmp), device,
-                                          threads)
-                           for i in sorted(range(len(todo)), key=lambda i: -todo[i][0])}
-                frames = [futures[i].result() for i in range(len(todo))]
-        else:
-            frames = [_jobcache.run_cached(q, cell, b, d, s, Path(tmp), device) for (d, s), q in zip(todo, paths)]
+    frames, cache = _jobcache.run_draws(args, NAME, cell, b, todo, key=(b,))
     sections, verdicts = [], {}
     for dims in dict.fromkeys(d for d, _ in todo):
         df = pd.concat([f for (d, _), f in zip(todo, frames) if d == dims], ignore_index=True)
