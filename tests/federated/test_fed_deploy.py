@@ -139,6 +139,7 @@ def test_supernode_silent_mid_run_is_one_line_then_the_run_resumes(federation, f
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     first = err[0]  # B froze once round 1 was written: it misses round 2; A is never blamed
+    assert hasattr(watcher, "stopped_at"), f"site B was never frozen: the run ended first, with {first!r}"
     after = waited - (watcher.stopped_at - t0)
     later = "; checkpoints/last holds round 1: restart the site and continue with --resume"
     if "Node Unavailable" in first:  # the SuperLink saw B's heartbeat stop before the round timeout
