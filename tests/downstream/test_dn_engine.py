@@ -46,8 +46,8 @@ def _metrics_rows(run):
 def test_torchrun_finetune_killed_mid_epoch_resumes_to_identical_weights(dn_cfg, tmp_path):
     """``torchrun --nproc_per_node 2 -m clinfusion.cli.main finetune`` (gloo, CPU): a run killed
     after a mid-epoch checkpoint and resumed with --resume ends with the weights and metrics
-    rows of the run never stopped. Two epochs: the kill at a checkpoint inside the first leaves a whole
-    epoch to run, so a loaded machine cannot let the run finish between the checkpoint and the kill."""
+    rows of the run never stopped. Two epochs, so that the kill at the first checkpoint (inside the
+    first epoch) leaves a whole epoch to run."""
     from clinfusion.config import save_config
 
     cfg = tmp_path / "cfg.yaml"
