@@ -34,8 +34,41 @@ def run_torchrun(args: List[str], timeout: float = 600) -> subprocess.CompletedP
                           text=True, timeout=timeout)
 
 
+def _descendants(pid: int) -> List[int]:
+    """Every live descendant of ``pid`` (from ``/proc``: each process's parent is field 4 of its ``stat``)."""
+    children: dict = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` (started with ``start_new_session``) and every process under it. torchrun's
+    workers do not stay in its process group, so ``killpg`` alone leaves them running to the end of
+    the run; the group is stopped first so that its agent cannot start or reap workers meanwhile."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    for pid in _descendants(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def kill_when(args: List[str], ready: Callable[[], bool], timeout: float = 600, poll: float = 0.02) -> bool:
-    """Start the run and SIGKILL its whole process group as soon as ``ready()`` is True.
+    """Start the run and SIGKILL it and all its processes (:func:`kill_tree`) as soon as ``ready()`` is True.
 
     Returns True when it was killed, False when it ended first.
     """
@@ -45,15 +78,13 @@ def kill_when(args: List[str], ready: Callable[[], bool], timeout: float = 600, 
     try:
         while proc.poll() is None and time.time() - t0 < timeout:
             if ready():
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                kill_tree(proc)
                 return True
             time.sleep(poll)
         return False
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            kill_tree(proc)
 
 
 def checkpoint_step(ckpt: Path) -> Optional[tuple]:
