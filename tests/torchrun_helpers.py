@@ -111,10 +111,9 @@ def kill_after_mid_epoch_checkpoint(args: List[str], ckpt: Path) -> tuple:
     """Run the CLI under torchrun, SIGKILL it as soon as ``ckpt`` holds a checkpoint, and return that
     checkpoint's ``(step, step_in_epoch)``, asserting it was taken inside an epoch.
 
-    The trigger is a file test, not a load: with a checkpoint every step the run swaps a new one in
-    all the time, and loads racing those swaps kept failing until training was over on a loaded
-    machine (the kill then came after the run had written its classifier). The checkpoint is read
-    once the run is dead (``<ckpt>.old`` if the kill fell between the two renames of a swap)."""
+    The trigger is a cheap file test (the first checkpoint); the checkpoint is read once the run is
+    dead and can no longer swap a new one in (``<ckpt>.old`` if the kill fell between the two renames
+    of a swap)."""
     assert kill_when(args, lambda: (ckpt / "state.pt").is_file()), "the run ended before the kill"
     got = checkpoint_step(ckpt) or checkpoint_step(ckpt.with_name(f"{ckpt.name}.old"))
     assert got is not None and got[1] > 0, f"the checkpoint left by the kill is not inside an epoch: {got}"

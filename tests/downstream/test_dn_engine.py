@@ -66,13 +66,15 @@ def test_torchrun_finetune_killed_mid_epoch_resumes_to_identical_weights(dn_cfg,
     assert again.returncode == 0, again.stdout[-3000:]
     assert_same_weights(ref / "classifier" / "full" / "model.safetensors",
                         cut / "classifier" / "full" / "model.safetensors")
+    rows_cut, rows_ref = _metrics_rows(cut), _metrics_rows(ref)
+
     def without_train_loss(rows):
         return [dict(r, loss=None) if r["split"] == "train" else r for r in rows]
 
-    assert without_train_loss(_metrics_rows(cut)) == without_train_loss(_metrics_rows(ref))
-    assert [r["split"] for r in _metrics_rows(ref)].count("val") == 2  # validation loss + AUROC per epoch
+    assert without_train_loss(rows_cut) == without_train_loss(rows_ref)
+    assert [r["split"] for r in rows_ref].count("val") == 2  # validation loss + AUROC per epoch
     assert (ref / "comparison.csv").read_text() == (cut / "comparison.csv").read_text()
-    if _metrics_rows(cut) != _metrics_rows(ref):  # known bug, shown as XFAIL until fixed (then this passes)
+    if rows_cut != rows_ref:  # known bug, shown as XFAIL until fixed (then this passes)
         pytest.xfail("finetune's logged train loss of the epoch a run resumed in differs from the uninterrupted "
                      "run's (weights, validation rows and comparison.csv are the same): the engine does not "
                      "checkpoint the epoch's running loss, so the resumed mean covers only the steps after the "
