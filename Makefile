@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.federated
 	$(PY) -m benchmarks.probe_ceiling
 	$(PY) -m benchmarks.label_count --jobs 2
+	$(PY) -m benchmarks.label_count --budget large --jobs 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info

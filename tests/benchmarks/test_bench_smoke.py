@@ -251,3 +251,14 @@ def test_longer_recipe_doubles_the_pretraining_epochs_and_keeps_its_losses():
     demo = yaml.safe_load(NIH_PRETRAIN.read_text())["pretrain"]["epochs"]
     assert _losses("clip+unimodal+fusion, 2x epochs")[-1] == f"pretrain.epochs={2 * demo}"
     assert not any(o.startswith("pretrain.epochs=") for o in _losses("clip+unimodal+fusion", ["pretrain.epochs=3"]))
+
+
+def test_label_count_large_budget_is_small_with_three_times_the_labelled_patients():
+    """``--budget large`` keeps label_efficiency's small cohort draw (pool, image size, seeds, epochs)
+    and changes only the labelled-patient count."""
+    from benchmarks import label_efficiency as le
+    from benchmarks.label_count import BUDGETS, cohort_budget
+
+    large, small = cohort_budget(BUDGETS["large"]), cohort_budget(BUDGETS["small"])
+    assert small == le.BUDGETS["small"] and large["patients"] == 3 * small["patients"] == 900
+    assert {k: v for k, v in large.items() if k != "patients"} == {k: v for k, v in small.items() if k != "patients"}
