@@ -19,7 +19,7 @@ embedding that exposed the two planted facts as clean directions would give with
 so "fused gap minus planted-truth gap" is what the embedding, not the label count, costs.
 
 Budget ``large``: the same protocol on a cohort three times larger (900 labelled patients, the same
-900-patient unlabelled pool, so 10% = 50 training patients); it answers whether issue 12's 10% gap is
+900-patient unlabelled pool, so 10% is 49-50 training patients); it answers whether issue 12's 10% gap is
 a property of 10% or of 17 patients. It writes ``label_count_large.json`` beside the ``small`` result.
 
     python -m benchmarks.label_count [--budget tiny|small|large] [--dims 2 3] [--jobs N] [--cache-dir DIR | --no-cache]
