@@ -193,14 +193,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sec = section(b, dims, df)
         verdicts[f"{dims}d"] = sec.pop("verdict")
         sections.append(sec)
-    if args.budget == "large":  # its own file: its tables need titles of their own in RESULTS.md
+    file_name = NAME
+    if args.budget == "large":  # its own file beside the small result, with table titles of its own in RESULTS.md
+        file_name += "_large"
         for sec in sections:
             sec["title"] += f", {lb['patients']} labelled patients"
     summary = (f"Budget '{args.budget}'; total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
                f"{cache.note()}. " + " ".join(v["text"] + "." for v in verdicts.values()))
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny, "jobs": args.jobs},
-               file_name=NAME + ("_large" if args.budget == "large" else ""))
+               file_name=file_name)
     return 0
 
 
