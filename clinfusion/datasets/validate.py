@@ -165,7 +165,7 @@ def _check_images(report: ValidationReport, cohort, cfg: RunConfig) -> None:
     report.image_sizes = dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
     report.target_size = tuple(cfg.image.size)
     if cfg.image.spacing is None:
-        target = tuple(cfg.image.size)
+        target = report.target_size
         stretched = {s: n for s, n in report.image_sizes.items() if len(s) == len(target) and _stretch(s, target) > 1.1}
         if stretched:
             first = next(iter(stretched))

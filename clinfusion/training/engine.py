@@ -63,7 +63,8 @@ class Progress:
 
 
 class _Window:
-    """Sums over the steps since the last log row."""
+    """Sums over the steps since the last log row; a checkpoint stores them (:meth:`state`), so the
+    row logged after a resume covers the same steps as the uninterrupted run's."""
 
     def __init__(self) -> None:
         self.n, self.samples, self.data, self.compute = 0, 0, 0.0, 0.0
@@ -77,6 +78,19 @@ class _Window:
         for k, v in out.items():
             if k.endswith(("loss", "_acc")):  # loss terms and accuracies (itm_acc)
                 self.terms[k] = self.terms.get(k, 0.0) + float(v.detach())
+
+    def state(self) -> Dict[str, Any]:
+        return {"n": self.n, "samples": self.samples, "data": self.data, "compute": self.compute,
+                "terms": dict(self.terms)}
+
+    @classmethod
+    def from_state(cls, state: Optional[Dict[str, Any]]) -> "_Window":
+        w = cls()
+        if state:
+            w.n, w.samples, w.data, w.compute = int(state["n"]), int(state["samples"]), float(state["data"]), \
+                float(state["compute"])
+            w.terms = {str(k): float(v) for k, v in state["terms"].items()}
+        return w
 
     def values(self, lr: float) -> Dict[str, float]:
         n = max(self.n, 1)
@@ -181,6 +195,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.logger: Optional[MetricsLogger] = None
         self._resume_rng: Optional[Dict[str, Any]] = None
+        self.window = _Window()  # the train steps not logged yet (checkpointed with the progress)
         self._loaders: Dict[tuple, tuple] = {}  # persistent loaders: (id(ds), train, shard) -> (ds, loader)
         self.wrapped: nn.Module = task
         if self.dist.enabled:
@@ -257,6 +272,7 @@ class Trainer:
                                  float(extra.get("best", math.inf)), int(extra.get("bad_epochs", 0)),
                                  bool(extra.get("stopped", False)))
         self._resume_rng = state["rng"]
+        self.window = _Window.from_state(extra.get("window"))  # absent in checkpoints of older runs
         if self.dist.is_main and (self.progress.epoch >= self.cfg.epochs or self.progress.stopped):
             print(f"resume: {path} has finished {self.progress.epoch} epoch(s) of {self.section}.epochs="
                   f"{self.cfg.epochs}{' (stopped early)' if self.progress.stopped else ''}: nothing to train; "
@@ -268,7 +284,7 @@ class Trainer:
         p = self.progress
         task_state = {k: v for k, v in self.task.state_dict().items() if not k.startswith("model.")}
         extra = {"step_in_epoch": p.step_in_epoch, "best": p.best, "bad_epochs": p.bad_epochs, "stopped": p.stopped,
-                 "seed": self.seed, "task_state": task_state}
+                 "seed": self.seed, "task_state": task_state, "window": self.window.state()}
         path = self.ckpt_dir / name
         if self.dist.is_main:
             save_checkpoint(path, self.task.model, self.optimizer, self.scheduler, None, p.step, p.epoch, extra)
@@ -342,7 +358,7 @@ class Trainer:
 
     def _train_epoch(self, loader: DataLoader) -> None:
         self.wrapped.train()
-        n, accum, window = len(loader), self.cfg.grad_accum, _Window()
+        n, accum = len(loader), self.cfg.grad_accum
         bar = self._bar(n)
         data_s = 0.0
         for i, batch, wait in self._batches(loader):
@@ -360,17 +376,19 @@ class Trainer:
                 (loss / min(accum, n - group)).backward()
             if last_micro:
                 self._optimizer_step(i + 1)
-                window.add(out, len(batch["id"]) * (i + 1 - group), data_s, time.perf_counter() - t0)
+                self.window.add(out, len(batch["id"]) * (i + 1 - group), data_s, time.perf_counter() - t0)
                 data_s = 0.0
                 if bar is not None:
                     bar.update(i + 1 - group)
-                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}", sps=f"{window.values(0)['samples_per_s']:.1f}")
+                    sps = self.window.values(0)["samples_per_s"]
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}", sps=f"{sps:.1f}")
                 if self.progress.step % self.cfg.log_every == 0:
-                    self.logger.log(self.progress.epoch, self.progress.step, "train", window.values(self._lr()))
-                    window = _Window()
+                    self.logger.log(self.progress.epoch, self.progress.step, "train", self.window.values(self._lr()))
+                    self.window = _Window()
                 self._after_step()
-        if window.n:
-            self.logger.log(self.progress.epoch, self.progress.step, "train", window.values(self._lr()))
+        if self.window.n:
+            self.logger.log(self.progress.epoch, self.progress.step, "train", self.window.values(self._lr()))
+            self.window = _Window()
         if bar is not None:
             bar.close()
 

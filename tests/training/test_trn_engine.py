@@ -31,8 +31,10 @@ def _task(cfg, pre):
 
 def test_killed_then_resumed_run_matches_uninterrupted(synthetic, tmp_path):
     # 30 train rows / batch 8 -> 3 steps per epoch; checkpoint every 2 steps; killed after step 5 (mid-epoch 2,
-    # after the step-4 checkpoint), so the resume replays one consumed batch of epoch 2
-    cfg = tiny_config(synthetic, ["pretrain.checkpoint_every_steps=2", "pretrain.losses.masked_features=0.3",
+    # after the step-4 checkpoint), so the resume replays one consumed batch of epoch 2; one train row per epoch
+    # (log_every > 3), so the step-4 checkpoint holds a step not logged yet
+    cfg = tiny_config(synthetic, ["pretrain.checkpoint_every_steps=2", "pretrain.log_every=10",
+                                  "pretrain.losses.masked_features=0.3",
                                   "pretrain.losses.byol=0.3", "model.modality_dropout=0.3"])
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
     full_dir.mkdir(), cut_dir.mkdir()
@@ -60,8 +62,17 @@ def test_killed_then_resumed_run_matches_uninterrupted(synthetic, tmp_path):
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
     # the interrupted run's log rows after step 4 were dropped, then rewritten: same steps as the full run
-    steps = lambda d: [(r["step"], r["split"]) for r in csv.DictReader(open(d / "metrics.csv"))]  # noqa: E731
-    assert steps(cut_dir) == steps(full_dir)
+    rows = {d: list(csv.DictReader(open(d / "metrics.csv"))) for d in (full_dir, cut_dir)}
+    assert [(r["step"], r["split"]) for r in rows[cut_dir]] == [(r["step"], r["split"]) for r in rows[full_dir]]
+    # and the same values: the train row of epoch 2 (logged after the resume) averages steps 5-6 AND the
+    # checkpointed step 4 (timings aside, which differ run to run)
+    terms = [k for k in rows[full_dir][0] if k.endswith(("loss", "_acc"))]
+    assert "loss" in terms and "masked_features_loss" in terms
+    for r_full, r_cut in zip(rows[full_dir], rows[cut_dir]):
+        for k in terms:
+            assert (r_full[k] == "") == (r_cut[k] == ""), (r_full["step"], k)
+            if r_full[k]:
+                assert float(r_cut[k]) == pytest.approx(float(r_full[k]), abs=1e-6), (r_full["step"], r_full["split"], k)
 
 
 class _Toy(Dataset):
