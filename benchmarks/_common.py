@@ -16,7 +16,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -84,6 +84,33 @@ def library_changes_since(commit: str, repo: Path = HERE.parent) -> List[str]:
         return git("rev-list", "--abbrev-commit", f"{commit}..HEAD", "--", *LIBRARY_PATHS).split()
     except Exception:
         return []
+
+
+# Library commits checked to change no number any benchmark reports (timings aside): commit -> what it
+# changes and the check. A commit enters only with that check done at it: every benchmark's --tiny run
+# (no cache) at it and at its parent, every non-timing cell identical. RESULTS.md then names it beside
+# a result measured before it instead of calling the result stale; any other library commit still does.
+RESULT_NEUTRAL: Dict[str, str] = {
+    "2fcca35": "training engine: checkpoints also hold the train steps not logged yet, so only what a run "
+               "resumed mid-epoch logs changes; uninterrupted runs compute and log the same. Check: "
+               "`python -m benchmarks._compare` on the --tiny runs (no cache) of quality, label_efficiency, "
+               "label_count, federated, explain_quality, probe_ceiling and scaling at 96db9ef and at 2fcca35: "
+               "2,217 cells compared, none differs (speed and gpu report timings only)",
+}
+
+
+def split_neutral(commits: List[str], neutral: Optional[Dict[str, str]] = None) -> Tuple[List[str], List[str]]:
+    """``commits`` (short hashes, as :func:`library_changes_since` gives them) split into those that
+    may change a result and those of ``neutral`` (default :data:`RESULT_NEUTRAL`; matched by prefix,
+    since git may abbreviate a hash to more digits than the key has)."""
+    neutral = RESULT_NEUTRAL if neutral is None else neutral
+    is_neutral = [any(c.startswith(k) or k.startswith(c) for k in neutral) for c in commits]
+    return ([c for c, n in zip(commits, is_neutral) if not n], [c for c, n in zip(commits, is_neutral) if n])
+
+
+def neutral_reason(commit: str, neutral: Optional[Dict[str, str]] = None) -> str:
+    neutral = RESULT_NEUTRAL if neutral is None else neutral
+    return next(v for k, v in neutral.items() if commit.startswith(k) or k.startswith(commit))
 
 
 def meta(command: Optional[str] = None) -> Dict[str, Any]:
@@ -164,11 +191,14 @@ def regenerate_results_md() -> Path:
             *([f"- run note: {m['note']}"] if m.get("note") else []),
             "",
         ]
-        later = library_changes_since(m["commit"])  # [] for "unknown": git rejects the range
+        later, neutral = split_neutral(library_changes_since(m["commit"]))  # [] for "unknown"
         if later:
             parts += [f"**Stale: the library changed after this run** ({len(later)} commit(s) touching "
                       f"{', '.join(LIBRARY_PATHS)} since `{m['commit']}`, latest `{later[0]}`); these numbers "
                       f"are those of `{m['commit']}` until the benchmark is re-run.", ""]
+        elif neutral:
+            parts += ["The library changed after this run only by commit(s) checked to change no benchmark "
+                      "number: " + "; ".join(f"`{c}`: {neutral_reason(c)}" for c in neutral) + ".", ""]
         if data.get("summary"):
             parts += [data["summary"], ""]
         for sec in data["sections"]:
