@@ -200,6 +200,14 @@ def test_label_count(tmp_path):
     assert counts == sorted(counts) and counts[0] < counts[-1]
     assert rows[-1]["planted-truth probe AUROC"] > 0.9 and rows[-1]["gap to 100%"] == 0
     assert "at 10%" in data["verdicts"]["2d"]["text"]
+    # fused from scratch at 10% only, from its own fine-tuning (not the probe's row: the gain is not 0),
+    # and the gain is the probe's per-seed mean minus it
+    assert [r["fused from scratch AUROC"] == "" for r in rows] == [f != 0.1 for f in FRACTIONS]
+    per_seed = [float(v) for v in rows[0]["fused per seed (mean of draws)"].split()]  # rounded to 3 digits
+    probe = sum(per_seed) / len(per_seed)
+    gain = rows[0]["probe gain over scratch"]
+    assert gain != 0 and abs(probe - rows[0]["fused from scratch AUROC"] - gain) < 1e-3
+    assert data["verdicts"]["2d"]["gain"] == gain and "fused from scratch" in data["verdicts"]["2d"]["text"]
 
 
 def test_chosen_on_validation_uses_validation_auroc_only():
