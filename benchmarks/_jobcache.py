@@ -89,10 +89,25 @@ def run_draws(args: Any, benchmark: str, fn: Callable[..., Any], b: Any, todo: S
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {i: pool.submit(run_cached, paths[i], fn, b, *todo[i], Path(tmp), device, threads)
                        for i in sorted(range(len(todo)), key=lambda i: -todo[i][0])}
             return [futures[i].result() for i in range(len(todo))], cache
+
+
+def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """A worker's initializer: a daemon thread ends the worker once ``parent`` is gone (a killed
+    benchmark would otherwise leave its workers computing, at the cost of whatever runs next)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def cache_dir(args: Any) -> Optional[Path]:

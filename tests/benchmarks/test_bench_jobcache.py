@@ -172,3 +172,51 @@ def test_explain_quality_started_again_skips_the_finished_dimension(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         explain_quality.main(argv)
     assert seen == [2, 3, 3]
+
+
+def test_workers_end_when_the_benchmark_is_killed(tmp_path):
+    """``--jobs N`` workers stop once their benchmark process is killed (kill -9: no cleanup runs in it),
+    rather than computing on beside whatever runs next."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "sleeper.py").write_text(
+        "import os, time\n"
+        "def sleep_long(b, dims, seed, work, device, threads=None):\n"
+        "    open(os.path.join(b, f'{seed}.pid'), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(300)\n")
+    script = ("import sys, types; sys.path.insert(0, sys.argv[1])\n"
+              "from sleeper import sleep_long\n"
+              "from benchmarks._jobcache import run_draws\n"
+              "args = types.SimpleNamespace(device='cpu', jobs=2, tiny=True, no_cache=True, cache_dir=None)\n"
+              "run_draws(args, 'killed', sleep_long, sys.argv[1], [(2, 0), (2, 1)])\n")
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    pid_files = [tmp_path / "0.pid", tmp_path / "1.pid"]
+    deadline = time.time() + 120
+    while not all(f.is_file() and f.read_text() for f in pid_files):
+        assert parent.poll() is None and time.time() < deadline, "the workers never started"
+        time.sleep(0.2)
+    workers = [int(f.read_text()) for f in pid_files]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie has finished; only its exit status is left
+            return fh.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.time() + 20
+    while any(alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [p for p in workers if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed benchmark"
