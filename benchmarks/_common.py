@@ -103,14 +103,14 @@ def split_neutral(commits: List[str], neutral: Optional[Dict[str, str]] = None) 
     """``commits`` (short hashes, as :func:`library_changes_since` gives them) split into those that
     may change a result and those of ``neutral`` (default :data:`RESULT_NEUTRAL`; matched by prefix,
     since git may abbreviate a hash to more digits than the key has)."""
-    neutral = RESULT_NEUTRAL if neutral is None else neutral
-    is_neutral = [any(c.startswith(k) or k.startswith(c) for k in neutral) for c in commits]
-    return ([c for c, n in zip(commits, is_neutral) if not n], [c for c, n in zip(commits, is_neutral) if n])
+    reasons = [neutral_reason(c, neutral) for c in commits]
+    return [c for c, r in zip(commits, reasons) if r is None], [c for c, r in zip(commits, reasons) if r is not None]
 
 
-def neutral_reason(commit: str, neutral: Optional[Dict[str, str]] = None) -> str:
+def neutral_reason(commit: str, neutral: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The reason :data:`RESULT_NEUTRAL` (or ``neutral``) gives for ``commit``; ``None`` when it lists none."""
     neutral = RESULT_NEUTRAL if neutral is None else neutral
-    return next(v for k, v in neutral.items() if commit.startswith(k) or k.startswith(commit))
+    return next((v for k, v in neutral.items() if commit.startswith(k) or k.startswith(commit)), None)
 
 
 def meta(command: Optional[str] = None) -> Dict[str, Any]:

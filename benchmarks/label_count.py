@@ -167,6 +167,9 @@ def section(b: Dict[str, Any], dims: int, df: pd.DataFrame) -> Dict[str, Any]:
         g = g.set_index("seed")
         gap = full["auroc"] - g["auroc"]
         pgap = full["planted"] - g["planted"]
+        at_scratch = bool(np.isclose(f, SCRATCH_FRACTION))
+        if at_scratch:
+            gains = g["auroc"] - g["scratch"]  # per seed
         rows.append({"label fraction": float(f), "labelled training patients": float(g["n_train"].mean()),
                      "positives": float(g["n_positive"].mean()),
                      "fused probe AUROC mean±sd": mean_sd(g["auroc"]),
@@ -175,11 +178,8 @@ def section(b: Dict[str, Any], dims: int, df: pd.DataFrame) -> Dict[str, Any]:
                      "gap to 100%": float(gap.mean()),
                      "planted-truth probe AUROC": float(g["planted"].mean()),
                      "planted-truth gap to 100%": float(pgap.mean()),
-                     "fused from scratch AUROC": float(g["scratch"].mean()) if np.isclose(f, SCRATCH_FRACTION) else "",
-                     "probe gain over scratch": float((g["auroc"] - g["scratch"]).mean())
-                     if np.isclose(f, SCRATCH_FRACTION) else ""})
-        if np.isclose(f, SCRATCH_FRACTION):
-            gains = g["auroc"] - g["scratch"]
+                     "fused from scratch AUROC": float(g["scratch"].mean()) if at_scratch else "",
+                     "probe gain over scratch": float(gains.mean()) if at_scratch else ""})
         if f < 1 and gap.mean() <= GAP:
             within.append(float(f))
     first = rows[0]
