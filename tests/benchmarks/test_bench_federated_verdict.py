@@ -63,3 +63,20 @@ def test_each_number_of_passes_is_judged_on_its_own_rows():
     v = goal_verdict(one + three)
     assert v["met"]["federated FedAvg, 3 local epochs"] is True
     assert v["per_seed"] == [{"federated FedAvg": False, "federated FedAvg, 3 local epochs": True}]
+
+
+def test_paired_differences_carry_their_standard_error():
+    """Beside the verdict on means, the per-seed differences (federated minus that seed's best site
+    alone, minus centralized) with their standard error: a mean margin of 0.01 over seeds whose
+    differences swing by 0.1 must read as well under one standard error."""
+    from benchmarks.federated import goal_verdict, paired
+
+    # differences +0.11, -0.09, +0.01: mean +0.010, sd 0.1, se 0.1 / sqrt 3 = 0.0577
+    assert paired([0.11, -0.09, 0.01]) == "+0.010 (se 0.058, +0.2 se)"
+    assert paired([0.02, 0.02]) == "+0.020 (se 0.000, no spread)"
+    rows = (_rows(0, 0.72, 0.70, [0.59, 0.50, 0.50]) + _rows(1, 0.62, 0.60, [0.69, 0.50, 0.50])
+            + _rows(2, 0.70, 0.70, [0.69, 0.60, 0.60]))
+    v = goal_verdict(rows)
+    # federated minus best site: +0.11, -0.09, +0.01; minus centralized: -0.02, -0.02, 0.00
+    assert "minus the best site alone +0.010 (se 0.058, +0.2 se)" in v["text"]
+    assert "minus centralized -0.013 (se 0.007, -2.0 se)" in v["text"]
