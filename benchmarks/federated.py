@@ -47,7 +47,9 @@ pretraining adds 0.007 over random weights: nothing for more seeds to resolve).
 Goal, per number of passes and judged on means over seeds: federated within 0.03 AUROC of
 centralized and above the best site alone (each seed's best, averaged); the per-seed verdicts are
 reported beside it, and the paired per-seed differences (federated minus the best site alone, minus
-centralized) with their standard error, so a verdict carried by less than its noise reads as such.
+centralized) with their standard error, so a verdict carried by less than its noise reads as such,
+and what pooling gives at all (centralized minus the best site alone): on a cohort where one site
+pretrains about as well as all three, no federated run can be above the best site by much.
 
     python -m benchmarks.federated [--budget tiny|small] [--parts synthetic nih] [--results-dir DIR]
                                    [--cache-dir DIR | --no-cache]  (finished parts are kept: benchmarks._jobcache)
@@ -342,6 +344,9 @@ def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
         parts.append(f"the same encoders never pretrained score {raw:.3f}, so centralized pretraining changes "
                      f"the probe by {central - raw:+.3f} ({'a gain' if central > raw else 'no gain'})")
     if len(seeds) > 1:
+        pooled = paired([by[central_name] - best_alone(by) for by in by_seed])
+        parts.append(f"what pooling the sites gives at all: {central_name} minus the best site alone {pooled} "
+                     f"(the room federated has to be above the best site)")
         sd = frame[frame["model"] == central_name]["auroc"].std()
         parts.append(f"the {central_name} AUROC varies by sd {sd:.3f} across seeds, "
                      f"{'more' if sd > GOAL_GAP else 'less'} than the {GOAL_GAP} goal margin")

@@ -80,3 +80,5 @@ def test_paired_differences_carry_their_standard_error():
     # federated minus best site: +0.11, -0.09, +0.01; minus centralized: -0.02, -0.02, 0.00
     assert "minus the best site alone +0.010 (se 0.058, +0.2 se)" in v["text"]
     assert "minus centralized -0.013 (se 0.007, -2.0 se)" in v["text"]
+    # centralized minus the best site: +0.13, -0.07, +0.01 -> +0.023 (sd 0.1007, se 0.058)
+    assert "centralized minus the best site alone +0.023 (se 0.058, +0.4 se)" in v["text"]
