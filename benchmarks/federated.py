@@ -303,7 +303,7 @@ def goal_verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def paired(diffs: Sequence[float]) -> str:
-    """``'+0.012 (se 0.008, 1.5 se)'``: the mean of per-seed differences, its standard error
+    """``'+0.012 (se 0.008, +1.5 se)'``: the mean of per-seed differences, its standard error
     (sd / sqrt n, n >= 2) and how many standard errors the mean is from 0."""
     d = np.asarray(diffs, dtype=float)
     se = float(d.std(ddof=1) / np.sqrt(len(d)))
@@ -317,15 +317,13 @@ def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
     by_seed = [frame[frame["seed"] == s].set_index("model")["auroc"].to_dict() for s in seeds]
     central_name = next(m for m in frame["model"] if m.startswith("centralized"))
 
-    def best_alone(by: Dict[str, float]) -> float:
-        return max(v for k, v in by.items() if " alone" in k)
-
     def judge(by: Dict[str, float], alone: float) -> Dict[str, bool]:
         return {k: v >= by[central_name] - GOAL_GAP and v > alone for k, v in by.items() if k.startswith("federated")}
 
     mean = frame.groupby("model", sort=False)["auroc"].mean().to_dict()
-    alone_mean = float(np.mean([best_alone(by) for by in by_seed]))
-    per_seed = [judge(by, best_alone(by)) for by in by_seed]
+    alone = [max(v for k, v in by.items() if " alone" in k) for by in by_seed]  # each seed's best site alone
+    alone_mean = float(np.mean(alone))
+    per_seed = [judge(by, a) for by, a in zip(by_seed, alone)]
     met = judge(mean, alone_mean)
     central = mean[central_name]
     parts = []
@@ -335,7 +333,7 @@ def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
                 f"<= {GOAL_GAP}) and the best site alone {alone_mean:.3f} (each seed's best site; means over "
                 f"{len(seeds)} seed(s)): goal {'met' if ok else 'NOT met'}; met on {n_ok} of {len(seeds)} single seeds")
         if len(seeds) > 1:
-            vs_alone = paired([by[name] - best_alone(by) for by in by_seed])
+            vs_alone = paired([by[name] - a for by, a in zip(by_seed, alone)])
             vs_central = paired([by[name] - by[central_name] for by in by_seed])
             text += (f"; paired over seeds, minus the best site alone {vs_alone}, minus {central_name} {vs_central}")
         parts.append(text)
@@ -344,7 +342,7 @@ def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
         parts.append(f"the same encoders never pretrained score {raw:.3f}, so centralized pretraining changes "
                      f"the probe by {central - raw:+.3f} ({'a gain' if central > raw else 'no gain'})")
     if len(seeds) > 1:
-        pooled = paired([by[central_name] - best_alone(by) for by in by_seed])
+        pooled = paired([by[central_name] - a for by, a in zip(by_seed, alone)])
         parts.append(f"what pooling the sites gives at all: {central_name} minus the best site alone {pooled} "
                      f"(the room federated has to be above the best site)")
         sd = frame[frame["model"] == central_name]["auroc"].std()
