@@ -3,6 +3,8 @@ per-seed verdicts beside it."""
 
 from __future__ import annotations
 
+import json
+
 
 def _rows(seed, central, fedavg, alone):
     rows = [{"model": "centralized", "seed": seed, "auroc": central},
@@ -82,3 +84,26 @@ def test_paired_differences_carry_their_standard_error():
     assert "minus centralized -0.013 (se 0.007, -2.0 se)" in v["text"]
     # centralized minus the best site: +0.13, -0.07, +0.01 -> +0.023 (sd 0.1007, se 0.058)
     assert "centralized minus the best site alone +0.023 (se 0.058, +0.4 se)" in v["text"]
+
+
+def test_replication_budget_is_the_small_cohort_on_new_seeds_in_its_own_file(tmp_path, monkeypatch):
+    """``--budget replication``: the 200-patient part alone, every setting the 'small' budget's but the
+    seeds, none of which an earlier run used; written beside, never over, federated.json."""
+    from benchmarks import federated
+
+    rep, small = federated.BUDGETS["replication"], federated.BUDGETS["small"]
+    assert {k: v for k, v in rep.items() if k != "parts"} == {**small, "small_seeds": rep["small_seeds"]}
+    assert len(rep["small_seeds"]) == 10
+    assert not set(rep["small_seeds"]) & (set(small["small_seeds"]) | set(small["seeds"]) | set(small["nih_seeds"]))
+    calls = []
+
+    def compare(title, make_cohort, n_patients, work, b, e, passes, seeds):
+        calls.append((title, n_patients, list(seeds)))
+        return {"title": title, "columns": ["v"], "rows": [{"v": 1}], "verdict": {"text": "ok"}}
+
+    monkeypatch.setattr(federated, "compare", compare)
+    federated.main(["--budget", "replication", "--results-dir", str(tmp_path), "--no-cache"])
+    assert calls == [(calls[0][0], 200, list(range(20, 30)))] and "smaller planted" in calls[0][0]
+    assert [p.name for p in tmp_path.glob("*.json")] == ["federated_replication.json"]
+    data = json.loads((tmp_path / "federated_replication.json").read_text())
+    assert data["sections"][0]["title"].endswith("replication on seeds 20-29")
