@@ -30,12 +30,14 @@ pretraining rows and held-out rows (``cohort.split_column``; no held-out row is 
 
 Budget ``replication`` (its own file, ``federated_replication.json``, beside the ``small`` result) runs
 cohort 2 alone on 10 further draws, cohort seeds 20-29, which no run of this benchmark had used. It was
-declared at 1142172, after the 5-seed run and before any of these seeds ran: on seeds 10-14 FedAvg and
+declared in cb6e602, after the 5-seed run and before any of these seeds ran: on seeds 10-14 FedAvg and
 FedProx met the goal (above the best site by +0.014 / +0.013, se 0.006), the 300-patient cohort's
 verdict went the other way, and NIH has nothing to learn; so whether "met where pooling matters" is a
 property of the 200-patient cohort or of five lucky draws is asked of new draws. Every setting is the
 ``small`` budget's; its verdict is reported as it comes, and it is the one the README's "Which
 strategy" and issue 14's note quote for the 200-patient cohort from then on, beside seeds 10-14's.
+First run (70de59b): FedAvg 0.851, FedProx 0.856 vs the best site alone 0.854 and centralized 0.869
+(-0.003, se 0.011, and +0.002, se 0.010): it did not replicate; pooling was worth +0.015 (se 0.011).
 
 Every run trains what the demo config (``configs/nih_cxr_demo.yaml``) trains, as
 ``benchmarks.quality`` does: its encoders, losses, augmentations, batch size and epochs; only the
