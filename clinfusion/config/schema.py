@@ -329,9 +329,9 @@ class FederatedConfig(Section):
     local_steps: Optional[int] = Field(None, ge=1)  # instead: this many local optimizer steps per round
     fraction_sites: float = Field(1.0, gt=0.0, le=1.0)  # share of connected sites sampled each round
     min_sites: int = Field(2, ge=1)  # sites that must be connected (deployment) and sampled per round
-    # Flower strategy (registry in federated/). fedavg: on the planted cohort (benchmarks/RESULTS.md "Federated
-    # pretraining", 3 seeds at b7e52ef) FedAvg was the closest to centralized (0.902 vs 0.906, FedProx 0.895,
-    # FedAdam 0.889) and the only one above the best site alone on all 3 seeds; see README "Which strategy"
+    # Flower strategy (registry in federated/). fedavg: on the planted cohorts (benchmarks/RESULTS.md "Federated
+    # pretraining", 5-10 seeds per cohort) FedAvg and FedProx stay within 0.03 AUROC of centralized on each,
+    # FedAdam not on all; none is reliably above the best site alone. Numbers: README "Which strategy"
     strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
     mu: float = Field(0.01, ge=0.0)  # FedProx proximal weight (Li et al. 2020); fedprox only
     server_lr: float = Field(0.01, gt=0.0)  # FedAdam server learning rate eta (Reddi et al. 2021); fedadam only
