@@ -96,6 +96,10 @@ RESULT_NEUTRAL: Dict[str, str] = {
                "`python -m benchmarks._compare` on the --tiny runs (no cache) of quality, label_efficiency, "
                "label_count, federated, explain_quality, probe_ceiling and scaling at 96db9ef and at 2fcca35: "
                "2,217 cells compared, none differs (speed and gpu report timings only)",
+    "3d3b512": "a comment in clinfusion/config/schema.py (federated.strategy) only. Check: "
+               "`python -m benchmarks._compare` on the --tiny runs (no cache) of quality, label_efficiency, "
+               "label_count, federated, explain_quality, probe_ceiling and scaling at 1759316 and at 3d3b512: "
+               "2,232 cells compared, none differs",
 }
 
 
