@@ -87,7 +87,7 @@ def library_changes_since(commit: str, repo: Path = HERE.parent) -> List[str]:
 
 
 # Library commits checked to change no number any benchmark reports (timings aside): commit -> what it
-# changes and the check. A commit enters only with that check done at it: every benchmark's --tiny run
+# changes and the check. A commit enters only with that check done at it, on one machine: every benchmark's --tiny run
 # (no cache) at it and at its parent, every non-timing cell identical. RESULTS.md then names it beside
 # a result measured before it instead of calling the result stale; any other library commit still does.
 RESULT_NEUTRAL: Dict[str, str] = {

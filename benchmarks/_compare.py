@@ -10,6 +10,11 @@ It walks every JSON leaf of each result (``meta`` left out) and prints, per file
 compared and which differ. Timing and memory cells (keys such as ``seconds``, ``pretrain_s``,
 ``rounds_per_s``, ``peak_mb``) are skipped, and so are the timing phrases of notes (``12 s``, scaling's time and memory slopes).
 NaN equals NaN. Exit status 1 when any compared cell differs.
+
+Run both sides on the same CPU model: the same code on another CPU (an AMD EPYC against an Intel Xeon
+machine, torch 2.13.0 at one thread) gave the same untrained encoders but trained models 0.001-0.04 AUROC
+apart, as float summation differs between the CPUs' kernels and training amplifies it. A pair of results
+from different CPUs (``meta.machine.cpu``) is compared anyway, with a line saying so.
 """
 
 from __future__ import annotations
@@ -66,7 +71,12 @@ def main(argv: List[str]) -> int:
             print(f"{fa.name}: missing in {after}")
             bad += 1
             continue
-        n, diff = compare(json.loads(fa.read_text()), json.loads(fb.read_text()))
+        ja, jb = json.loads(fa.read_text()), json.loads(fb.read_text())
+        cpus = [j.get("meta", {}).get("machine", {}).get("cpu") for j in (ja, jb)]
+        if cpus[0] != cpus[1]:
+            print(f"{fa.name}: run on different CPUs ({cpus[0]!r} vs {cpus[1]!r}): trained numbers may differ with "
+                  f"the same code; compare runs of one CPU model to check a commit")
+        n, diff = compare(ja, jb)
         print(f"{fa.name}: {n} cells compared (timings skipped), {len(diff)} differ" + "".join(f"\n    {d}" for d in diff[:10]))
         bad += bool(diff)
     return int(bad > 0)

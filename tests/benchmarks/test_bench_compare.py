@@ -33,3 +33,15 @@ def test_cli_exit_status(tmp_path, capsys):
     assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert main([str(tmp_path / "a"), str(tmp_path / "c")]) == 1
     assert "1 differ" in capsys.readouterr().out
+
+
+def test_results_from_different_cpus_are_compared_with_a_warning(tmp_path, capsys):
+    for name, cpu in (("a", "Intel(R) Xeon(R) Processor"), ("b", "AMD EPYC"), ("c", "AMD EPYC")):
+        (tmp_path / name).mkdir()
+        result = _result(0.8, 1.0, 1, 1.0)
+        result["meta"]["machine"] = {"cpu": cpu}
+        (tmp_path / name / "quality.json").write_text(json.dumps(result))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "different CPUs ('Intel(R) Xeon(R) Processor' vs 'AMD EPYC')" in capsys.readouterr().out
+    assert main([str(tmp_path / "b"), str(tmp_path / "c")]) == 0
+    assert "different CPUs" not in capsys.readouterr().out
