@@ -92,7 +92,13 @@ BUDGETS: Dict[str, Dict[str, Any]] = {
                   small_patients=200, small_epochs=None, small_seeds=[10, 11, 12, 13, 14], small_passes=[1]),
 }
 # cohort 2 alone on 10 new draws (docstring): the 'small' budget with other seeds, in its own results file
-BUDGETS["replication"] = {**BUDGETS["small"], "small_seeds": list(range(20, 30)), "parts": ["synthetic_small"]}
+# and under its own section title; a budget without "parts" / "results" / "title_suffix" runs every part
+# into federated.json
+_NEW_SEEDS = list(range(20, 30))
+BUDGETS["replication"] = {**BUDGETS["small"], "small_seeds": _NEW_SEEDS, "parts": ["synthetic_small"],
+                          "results": f"{NAME}_replication",
+                          "title_suffix": f", replication on seeds {_NEW_SEEDS[0]}-{_NEW_SEEDS[-1]}"}
+PARTS = ("synthetic", "synthetic_small", "nih")
 
 RUN = ["image.cache=memory", "pretrain.progress=false", "cohort.split_column=split", "federated.min_sites=3",
        "device=cpu"]  # run plumbing only; cohort keys are per cohort (below)
@@ -368,13 +374,13 @@ def _tier_verdict(frame: pd.DataFrame) -> Dict[str, Any]:
 def main(argv: List[str] | None = None) -> int:
     p = _cli.parser(NAME, __doc__)
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
-    p.add_argument("--parts", nargs="*", choices=["synthetic", "synthetic_small", "nih"], default=None,
+    p.add_argument("--parts", nargs="*", choices=PARTS, default=None,
                    help="default: the budget's own parts (all three but for 'replication')")
     _jobcache.add_options(p)
     args = p.parse_args(argv)
     _cli.setup(args)
     b = BUDGETS[args.budget]
-    args.parts = args.parts or b.get("parts", ["synthetic", "synthetic_small", "nih"])
+    args.parts = args.parts or b.get("parts", list(PARTS))
     sections, verdicts = [], {}
     cache = _jobcache.JobCache(args, NAME)
     t0 = time.perf_counter()
@@ -392,14 +398,13 @@ def main(argv: List[str] | None = None) -> int:
                                        b[f"{key}_patients"], work / key, b, b[f"{key}_epochs"], b[f"{key}_passes"],
                                        b.get(f"{key}_seeds"))
             verdicts[part] = sec.pop("verdict")
-            if args.budget == "replication":  # a title of its own in RESULTS.md, beside the 'small' result's
-                sec["title"] += f", replication on seeds {b['small_seeds'][0]}-{b['small_seeds'][-1]}"
+            sec["title"] += b.get("title_suffix", "")  # a title of its own in RESULTS.md beside 'small''s
             sections.append(sec)
     summary = f"Budget '{args.budget}' ({b}); total {time.perf_counter() - t0:.0f} s{cache.note()}. " + " ".join(
         f"{k}: {v['text']}." for k, v in verdicts.items())
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny},
-               file_name=NAME + "_replication" * (args.budget == "replication"))
+               file_name=b.get("results", NAME))
     return 0
 
 
