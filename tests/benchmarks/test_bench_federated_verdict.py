@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def _rows(seed, central, fedavg, alone):
     rows = [{"model": "centralized", "seed": seed, "auroc": central},
@@ -86,16 +88,23 @@ def test_paired_differences_carry_their_standard_error():
     assert "centralized minus the best site alone +0.023 (se 0.058, +0.4 se)" in v["text"]
 
 
-def test_replication_budget_is_the_small_cohort_on_new_seeds_in_its_own_file(tmp_path, monkeypatch):
-    """``--budget replication``: the 200-patient part alone, every setting the 'small' budget's but the
-    seeds, none of which an earlier run used; written beside, never over, federated.json."""
+@pytest.mark.parametrize("budget, patients, seeds, suffix", [
+    ("replication", 200, range(20, 30), "replication on seeds 20-29"),
+    ("small_sites", 100, range(30, 40), "100 patients on seeds 30-39")])
+def test_declared_budgets_run_the_small_cohort_on_new_seeds_in_their_own_file(tmp_path, monkeypatch, budget,
+                                                                             patients, seeds, suffix):
+    """``--budget replication`` / ``small_sites``: the smaller planted part alone, every setting the 'small'
+    budget's but the seeds (and, for small_sites, the number of patients), seeds no other budget uses;
+    written beside, never over, federated.json."""
     from benchmarks import federated
 
-    rep, small = federated.BUDGETS["replication"], federated.BUDGETS["small"]
+    own_b, small = federated.BUDGETS[budget], federated.BUDGETS["small"]
     own = ("parts", "results", "title_suffix")  # where it runs to, not what it trains
-    assert {k: v for k, v in rep.items() if k not in own} == {**small, "small_seeds": rep["small_seeds"]}
-    assert len(rep["small_seeds"]) == 10
-    assert not set(rep["small_seeds"]) & (set(small["small_seeds"]) | set(small["seeds"]) | set(small["nih_seeds"]))
+    assert {k: v for k, v in own_b.items() if k not in own} == {**small, "small_seeds": list(seeds),
+                                                                 "small_patients": patients}
+    others = [b for name, b in federated.BUDGETS.items() if name not in (budget, "tiny")]
+    used = {s for b in others for key in ("seeds", "small_seeds", "nih_seeds") for s in b.get(key, [])}
+    assert not set(seeds) & used
     calls = []
 
     def compare(title, make_cohort, n_patients, work, b, e, passes, seeds):
@@ -103,8 +112,8 @@ def test_replication_budget_is_the_small_cohort_on_new_seeds_in_its_own_file(tmp
         return {"title": title, "columns": ["v"], "rows": [{"v": 1}], "verdict": {"text": "ok"}}
 
     monkeypatch.setattr(federated, "compare", compare)
-    federated.main(["--budget", "replication", "--results-dir", str(tmp_path), "--no-cache"])
-    assert calls == [(calls[0][0], 200, list(range(20, 30)))] and "smaller planted" in calls[0][0]
-    assert [p.name for p in tmp_path.glob("*.json")] == ["federated_replication.json"]
-    data = json.loads((tmp_path / "federated_replication.json").read_text())
-    assert data["sections"][0]["title"].endswith("replication on seeds 20-29")
+    federated.main(["--budget", budget, "--results-dir", str(tmp_path), "--no-cache"])
+    assert calls == [(calls[0][0], patients, list(seeds))] and "smaller planted" in calls[0][0]
+    assert [p.name for p in tmp_path.glob("*.json")] == [f"federated_{budget}.json"]
+    data = json.loads((tmp_path / f"federated_{budget}.json").read_text())
+    assert data["sections"][0]["title"].endswith(suffix)
