@@ -88,20 +88,20 @@ def test_paired_differences_carry_their_standard_error():
     assert "centralized minus the best site alone +0.023 (se 0.058, +0.4 se)" in v["text"]
 
 
-@pytest.mark.parametrize("budget, patients, seeds, suffix", [
-    ("replication", 200, range(20, 30), "replication on seeds 20-29"),
-    ("small_sites", 100, range(30, 40), "100 patients on seeds 30-39")])
+@pytest.mark.parametrize("budget, patients, seeds, batch, suffix", [
+    ("replication", 200, range(20, 30), None, "replication on seeds 20-29"),
+    ("small_sites", 100, range(30, 40), 32, "100 patients on seeds 30-39")])
 def test_declared_budgets_run_the_small_cohort_on_new_seeds_in_their_own_file(tmp_path, monkeypatch, budget,
-                                                                             patients, seeds, suffix):
+                                                                             patients, seeds, batch, suffix):
     """``--budget replication`` / ``small_sites``: the smaller planted part alone, every setting the 'small'
-    budget's but the seeds (and, for small_sites, the number of patients), seeds no other budget uses;
-    written beside, never over, federated.json."""
+    budget's but the seeds (and, for small_sites, the number of patients and the batch), seeds no other
+    budget uses; written beside, never over, federated.json."""
     from benchmarks import federated
 
     own_b, small = federated.BUDGETS[budget], federated.BUDGETS["small"]
     own = ("parts", "results", "title_suffix")  # where it runs to, not what it trains
     assert {k: v for k, v in own_b.items() if k not in own} == {**small, "small_seeds": list(seeds),
-                                                                 "small_patients": patients}
+                                                                 "small_patients": patients, "batch": batch}
     others = [b for name, b in federated.BUDGETS.items() if name not in (budget, "tiny")]
     used = {s for b in others for key in ("seeds", "small_seeds", "nih_seeds") for s in b.get(key, [])}
     assert not set(seeds) & used
