@@ -54,7 +54,9 @@ SCRATCH_FRACTION = 0.1
 BUDGETS: Dict[str, Dict[str, Any]] = {  # cohort sizes, seeds and epochs as label_efficiency's budgets
     "tiny": dict(draws=2, le="tiny"),
     "small": dict(draws=5, le="small"),
-    "large": dict(draws=5, le="small", patients=900),  # label_efficiency's 'small' with 3x the labelled patients
+    # label_efficiency's 'small' with 3x the labelled patients, in its own file beside the small result and
+    # under table titles of its own in RESULTS.md (a budget without "results" / "title_suffix" writes label_count.json)
+    "large": dict(draws=5, le="small", patients=900, results=f"{NAME}_large", title_suffix=", 900 labelled patients"),
 }
 
 
@@ -223,16 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sec = section(b, dims, df)
         verdicts[f"{dims}d"] = sec.pop("verdict")
         sections.append(sec)
-    file_name = NAME
-    if args.budget == "large":  # its own file beside the small result, with table titles of its own in RESULTS.md
-        file_name += "_large"
-        for sec in sections:
-            sec["title"] += f", {lb['patients']} labelled patients"
+    for sec in sections:
+        sec["title"] += b.get("title_suffix", "")
     summary = (f"Budget '{args.budget}'; total {time.perf_counter() - t0:.0f} s with {args.jobs} job(s)"
                f"{cache.note()}. " + " ".join(v["text"] + "." for v in verdicts.values()))
     _cli.write(NAME, args, sections, argv, extra={"summary": summary, "budget": args.budget, "verdicts": verdicts,
                                                   "tiny": args.tiny, "jobs": args.jobs},
-               file_name=file_name)
+               file_name=b.get("results", NAME))
     return 0
 
 

@@ -270,3 +270,24 @@ def test_label_count_large_budget_is_small_with_three_times_the_labelled_patient
     large, small = cohort_budget(BUDGETS["large"]), cohort_budget(BUDGETS["small"])
     assert small == le.BUDGETS["small"] and large["patients"] == 3 * small["patients"] == 900
     assert {k: v for k, v in large.items() if k != "patients"} == {k: v for k, v in small.items() if k != "patients"}
+
+
+def test_label_count_large_budget_writes_its_own_file_and_titles(tmp_path, monkeypatch):
+    """``--budget large`` writes label_count_large.json (never over label_count.json), its tables titled
+    with the labelled-patient count."""
+    import pandas as pd
+
+    from benchmarks import label_count
+
+    class _Cache:
+        def note(self):
+            return ""
+
+    monkeypatch.setattr(label_count._jobcache, "run_draws",
+                        lambda args, name, cell, b, todo, key: ([pd.DataFrame({"v": [1]}) for _ in todo], _Cache()))
+    monkeypatch.setattr(label_count, "section", lambda b, dims, df: {
+        "title": f"Label count {dims}D", "columns": ["v"], "rows": [{"v": 1}], "verdict": {"text": "ok"}})
+    label_count.main(["--budget", "large", "--dims", "2", "--results-dir", str(tmp_path), "--no-cache"])
+    assert [p.name for p in tmp_path.glob("*.json")] == ["label_count_large.json"]
+    data = json.loads((tmp_path / "label_count_large.json").read_text())
+    assert data["sections"][0]["title"] == "Label count 2D, 900 labelled patients"
