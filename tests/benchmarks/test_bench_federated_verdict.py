@@ -117,3 +117,76 @@ def test_declared_budgets_run_the_small_cohort_on_new_seeds_in_their_own_file(tm
     assert [p.name for p in tmp_path.glob("*.json")] == [f"federated_{budget}.json"]
     data = json.loads((tmp_path / f"federated_{budget}.json").read_text())
     assert data["sections"][0]["title"].endswith(suffix)
+
+
+def test_site_out_cohort_never_pretrains_on_the_held_out_site(tmp_path):
+    """Each held-out site's rows are the probe's test rows and absent from the pretraining table."""
+    import pandas as pd
+
+    from benchmarks.federated import site_out_cohort
+
+    out = site_out_cohort(tmp_path, 24, 0, size=16)
+    assert [o[0] for o in out] == ["A", "B", "C"]
+    for site, pretrain_table, probe_table, overrides in out:
+        pre, probe = pd.read_csv(pretrain_table), pd.read_csv(probe_table)
+        assert set(pre["site"]) == {"A", "B", "C"} - {site} and set(pre["split"]) == {"train"}
+        assert set(probe.loc[probe["split"] == "test", "site"]) == {site}
+        assert (probe["split"] == "test").sum() == (probe["site"] == site).sum() > 0
+        assert f"cohort.table={pretrain_table}" in overrides
+        assert sum(o.startswith("cohort.table=") for o in overrides) == 1
+
+
+def test_site_out_verdict_averages_held_out_sites_per_draw(tmp_path, monkeypatch):
+    """Per draw: each model averaged over the held-out sites; the bar is the best of the two training
+    sites alone per held-out site, averaged (not the best over all rotations)."""
+    from benchmarks import federated
+
+    # held-out site -> (centralized, FedAvg, site alone AUROCs); AUROCs chosen so that the two bars differ
+    table = {0: {"A": (0.80, 0.78, {"B": 0.70, "C": 0.90}), "B": (0.70, 0.72, {"A": 0.60, "C": 0.65}),
+                 "C": (0.90, 0.88, {"A": 0.80, "B": 0.70})},
+             1: {"A": (0.85, 0.84, {"B": 0.83, "C": 0.80}), "B": (0.75, 0.77, {"A": 0.70, "C": 0.72}),
+                 "C": (0.80, 0.79, {"A": 0.81, "B": 0.60})}}
+
+    def cohort(work, n, seed):
+        return [(s, tmp_path / f"{seed}{s}.csv", tmp_path / f"p{seed}{s}.csv", []) for s in "ABC"]
+
+    def runs(pretrain_table, overrides, work, b, e, batch, seed, k, probe_table=None):
+        site = pretrain_table.stem[-1]
+        central, fedavg, alone = table[seed][site]
+        base = {"passes": k, "seed": seed, "n_rows": 10, "n_patients": 5, "n_test": 4, "n_test_patients": 2}
+        return ([{**base, "model": "centralized", "auroc": central}, {**base, "model": "federated FedAvg", "auroc": fedavg}]
+                + [{**base, "model": f"site {a} alone", "auroc": v} for a, v in alone.items()])
+
+    monkeypatch.setattr(federated, "runs_of_seed", runs)
+    monkeypatch.setattr(federated, "run_config", lambda ov: type("C", (), {"pretrain": type("P", (), {
+        "epochs": 2, "batch_size": 8})})())
+    sec = federated.compare_site_out("t", cohort, 24, tmp_path, {"seeds": [0, 1], "batch": None}, None, (1,), None)
+    # seed 0: FedAvg (0.78 + 0.72 + 0.88) / 3 = 0.7933, bar (0.90 + 0.65 + 0.80) / 3 = 0.7833, centralized 0.80
+    # seed 1: FedAvg 0.80, bar (0.83 + 0.72 + 0.81) / 3 = 0.7867, centralized 0.80
+    assert "federated FedAvg 0.797 vs centralized 0.800 (gap +0.003" in sec["verdict"]["text"]
+    assert "the best site alone 0.785" in sec["verdict"]["text"]
+    assert sec["verdict"]["met"] == {"federated FedAvg": True}
+    assert len(sec["rows"]) == 2 * 3 * 4 and {r["held_out"] for r in sec["rows"]} == {"A", "B", "C"}
+
+
+def test_held_out_site_budget_is_cohort_one_on_new_draws_in_its_own_file(tmp_path, monkeypatch):
+    """``--budget held_out_site``: the 300-patient planted cohort's size, the small budget's settings, draws
+    no other budget uses, its own results file."""
+    from benchmarks import federated
+
+    b, small = federated.BUDGETS["held_out_site"], federated.BUDGETS["small"]
+    assert b["site_out_patients"] == small["syn_patients"] == 300 and b["batch"] == small["batch"]
+    assert b["site_out_epochs"] == small["syn_epochs"] and b["site_out_passes"] == [1]
+    used = {s for name, o in federated.BUDGETS.items() if name not in ("held_out_site", "tiny")
+            for key in ("seeds", "small_seeds", "nih_seeds") for s in o.get(key, [])}
+    assert not set(b["site_out_seeds"]) & used and b["site_out_seeds"] == [40, 41, 42, 43, 44]
+    calls = []
+
+    def judge(title, make_cohort, n_patients, work, bb, e, passes, seeds):
+        calls.append((n_patients, list(seeds)))
+        return {"title": title, "columns": ["v"], "rows": [{"v": 1}], "verdict": {"text": "ok"}}
+
+    monkeypatch.setattr(federated, "compare_site_out", judge)
+    federated.main(["--budget", "held_out_site", "--results-dir", str(tmp_path), "--no-cache"])
+    assert calls == [(300, [40, 41, 42, 43, 44])]
+    assert [p.name for p in tmp_path.glob("*.json")] == ["federated_held_out_site.json"]
