@@ -319,14 +319,20 @@ def runs_of_seed(table: Path, overrides: List[str], work: Path, b: Dict[str, Any
     return rows
 
 
+def _settings(b: Dict[str, Any], e: int | None, seeds: Sequence[int] | None) -> tuple[Dict[str, Any], int, int]:
+    """``(b with its seeds, epochs = rounds, batch)``: ``seeds`` or the budget's, ``e`` and ``b['batch']`` or the
+    demo config's."""
+    demo = run_config([])
+    return ({**b, "seeds": list(seeds or b["seeds"])}, e or demo.pretrain.epochs,
+            b["batch"] or demo.pretrain.batch_size)
+
+
 def compare(title: str, make_cohort: Any, n_patients: Any, work: Path, b: Dict[str, Any],
             e: int | None, passes: Sequence[int] = (1,), seeds: Sequence[int] | None = None) -> Dict[str, Any]:
     """Every seed's runs of one cohort, at each number of ``passes`` over the data -> one RESULTS.md
     section (+ the verdict on the seed means, per number of passes). ``e`` (epochs = rounds) and
     ``b['batch']`` default to the demo config's, ``seeds`` to ``b['seeds']``."""
-    b = {**b, "seeds": list(seeds or b["seeds"])}
-    demo = run_config([])
-    e, batch = e or demo.pretrain.epochs, b["batch"] or demo.pretrain.batch_size
+    b, e, batch = _settings(b, e, seeds)
     rows: List[Dict[str, Any]] = []
     first_overrides: List[str] = []
     for seed in b["seeds"]:
@@ -371,9 +377,7 @@ def compare_site_out(title: str, make_cohort: Any, n_patients: Any, work: Path, 
     :func:`site_out_cohort`) -> one RESULTS.md section with every run (column ``held_out``); the goal is
     judged per draw on each model's AUROC averaged over the held-out sites, against the best training
     site alone taken per held-out site and then averaged (row :data:`BEST_TRAINING_SITE`)."""
-    b = {**b, "seeds": list(seeds or b["seeds"])}
-    demo = run_config([])
-    e, batch = e or demo.pretrain.epochs, b["batch"] or demo.pretrain.batch_size
+    b, e, batch = _settings(b, e, seeds)
     rows: List[Dict[str, Any]] = []
     for seed in b["seeds"]:
         for site, pretrain_table, probe_table, overrides in make_cohort(work / f"seed{seed}", n_patients, seed):
